@@ -1,0 +1,1 @@
+"""Flex4Grid: the `flex4grid` console command that fronts every package's CLI."""

@@ -1,0 +1,1 @@
+"""Reserved for the market package (see README: Layout); nothing here yet."""

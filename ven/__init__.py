@@ -1,0 +1,1 @@
+"""Reserved for the ven package (see README: Layout); nothing here yet."""

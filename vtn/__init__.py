@@ -1,0 +1,1 @@
+"""Reserved for the vtn package (see README: Layout); nothing here yet."""
