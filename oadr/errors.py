@@ -19,6 +19,10 @@ class OadrError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        # What the codec could still read from a message it refused, so the edge can answer
+        # with the right reply type and echo the requestID (None: not known).
+        self.payload_name: str | None = None
+        self.request_id: str | None = None
 
     def __str__(self) -> str:
         return f"{int(self.code)} {type(self).__name__}: {self.message}"
