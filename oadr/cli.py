@@ -69,9 +69,7 @@ def render(value: Any, indent: int = 0) -> str:
     if isinstance(value, tuple):
         if not value:
             return "()"
-        return "\n".join(
-            [""] + [f"{pad}  - {render(item, indent + 2).lstrip()}" for item in value]
-        )
+        return "\n".join([""] + [f"{pad}  - {render(item, indent + 2).lstrip()}" for item in value])
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, datetime):

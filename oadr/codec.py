@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from lxml import etree
 
@@ -125,9 +125,9 @@ def receive(
         return Received(_decode_signed_object(verified.signed_object), verified)
     signed_object = _signed_object(root)
     if require_signature:
-        err = SignatureInvalid("this VTN requires XML signatures and the message has none")
-        _annotate(err, signed_object)
-        raise err
+        refusal = SignatureInvalid("XML signatures are required and the message has none")
+        _annotate(refusal, signed_object)
+        raise refusal
     return Received(_decode_signed_object(signed_object), None)
 
 
@@ -154,7 +154,7 @@ def encode(
         if now is None or nonce is None:
             raise ValueError("signing needs `now` and a fresh `nonce` for ReplayProtect")
         signing.sign(root, signing_key, now=now, nonce=nonce)
-    return cast(bytes, etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 # --- the hardened parser --------------------------------------------------------------------------
@@ -183,7 +183,9 @@ def parse(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Element:
     if not isinstance(data, bytes | bytearray):
         raise TypeError("decode() takes bytes as they came off the wire")
     if len(data) > limits.max_bytes:
-        raise HostileInput(f"message of {len(data)} bytes exceeds the {limits.max_bytes} byte limit")
+        raise HostileInput(
+            f"message of {len(data)} bytes exceeds the {limits.max_bytes} byte limit"
+        )
     if data.startswith(_UTF16_32_BOMS) or b"\x00" in data:
         raise HostileInput("OpenADR messages must be UTF-8")
     declared = _ENCODING_DECLARATION.match(data)
@@ -669,9 +671,7 @@ def _dec_register_report(e: Element) -> RegisterReport:
         request_id=_req_id(e),
         reports=tuple(el.read_report(r) for r in e.iterfind(qname(OADR, "oadrReport"))),
         ven_id=_opt_ven(e),
-        report_request_id=None
-        if report_request_id is None
-        else ReportRequestId(report_request_id),
+        report_request_id=None if report_request_id is None else ReportRequestId(report_request_id),
     )
 
 

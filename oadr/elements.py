@@ -113,9 +113,9 @@ def read_dtstart(parent: Element) -> datetime | None:
     return None if found is None else xv.parse_datetime(text_of(found, XCAL, "date-time"))
 
 
-def read_duration(parent: Element, namespace: str = XCAL, local: str = "duration") -> (
-    timedelta | None
-):
+def read_duration(
+    parent: Element, namespace: str = XCAL, local: str = "duration"
+) -> timedelta | None:
     found = find(parent, namespace, local)
     return None if found is None else xv.parse_duration(text_of(found, XCAL, "duration"))
 
@@ -156,7 +156,9 @@ def read_response(element: Element) -> EiResponse:
 # --- targets --------------------------------------------------------------------------------------
 
 
-def add_target(parent: Element, target: Target, namespace: str = EI, local: str = "eiTarget") -> None:
+def add_target(
+    parent: Element, target: Target, namespace: str = EI, local: str = "eiTarget"
+) -> None:
     element = sub(parent, namespace, local)
     for mrid in target.end_device_assets:
         sub(sub(element, POWER, "endDeviceAsset"), POWER, "mrid", mrid)
@@ -557,7 +559,9 @@ def _add_report_interval(parent: Element, interval: ReportInterval) -> None:
         if isinstance(payload.value, ResourceStatus):
             _add_resource_status(report_payload, payload.value)
         else:
-            sub(sub(report_payload, EI, "payloadFloat"), EI, "value", xv.format_float(payload.value))
+            sub(
+                sub(report_payload, EI, "payloadFloat"), EI, "value", xv.format_float(payload.value)
+            )
         if payload.data_quality is not None:
             sub(report_payload, OADR, "oadrDataQuality", payload.data_quality)
 
@@ -573,7 +577,9 @@ def _read_report_interval(element: Element) -> ReportInterval:
         else:
             number = payload.find(f"{qname(EI, 'payloadFloat')}/{qname(EI, 'value')}")
             if number is None:
-                raise InvalidData("a report payload needs payloadFloat or oadrPayloadResourceStatus")
+                raise InvalidData(
+                    "a report payload needs payloadFloat or oadrPayloadResourceStatus"
+                )
             value = xv.parse_float(number.text or "")
         confidence = optional_text(payload, EI, "confidence")
         accuracy = optional_text(payload, EI, "accuracy")

@@ -32,9 +32,7 @@ def xml_schema() -> etree.XMLSchema:
 
 def validate(document: etree._Element) -> None:
     """Raise MalformedMessage (454) naming the first schema violation, or return."""
-    schema = xml_schema()
-    if not schema.validate(document):
-        error = schema.error_log.last_error
-        where = f"line {error.line}: " if error is not None and error.line else ""
-        detail = error.message if error is not None else "schema violation"
-        raise MalformedMessage(f"not valid OpenADR 2.0b: {where}{detail}")
+    try:
+        xml_schema().assertValid(document)
+    except etree.DocumentInvalid as exc:
+        raise MalformedMessage(f"not valid OpenADR 2.0b: {exc}") from None

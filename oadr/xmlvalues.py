@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from oadr.errors import InvalidData
 
@@ -25,7 +25,7 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 DSP = "http://openadr.org/oadr-2.0b/2012/07/xmldsig-properties"
 
 # Prefixes we write; every one is declared once on oadrPayload.
-NSMAP: dict[str | None, str] = {
+NSMAP: dict[str, str] = {
     "oadr": OADR,
     "ei": EI,
     "pyld": PYLD,
@@ -44,9 +44,7 @@ def qname(namespace: str, local: str) -> str:
 
 # --- date-time ------------------------------------------------------------------------------------
 
-_DATETIME = re.compile(
-    r"\s*(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d*))?(Z)?\s*\Z"
-)
+_DATETIME = re.compile(r"\s*(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d*))?(Z)?\s*\Z")
 
 
 def parse_datetime(text: str) -> datetime:
@@ -60,9 +58,7 @@ def parse_datetime(text: str) -> datetime:
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     fraction = (match.group(7) or "")[:6].ljust(6, "0")
     try:
-        return datetime(
-            year, month, day, hour, minute, second, int(fraction), tzinfo=timezone.utc
-        )
+        return datetime(year, month, day, hour, minute, second, int(fraction), tzinfo=UTC)
     except ValueError as exc:
         raise InvalidData(f"impossible date-time {text[:40]!r}: {exc}") from exc
 
@@ -71,7 +67,7 @@ def format_datetime(value: datetime) -> str:
     """UTC, 'Z', microseconds only when present: 2026-01-15T12:00:00Z."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}: OpenADR needs aware UTC times")
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
     if value.microsecond:
         text += f".{value.microsecond:06d}"
@@ -97,7 +93,9 @@ def parse_duration(text: str) -> timedelta:
         raise InvalidData(f"not an OpenADR duration: {text[:40]!r}")
     sign, weeks, years, months, days, hours, minutes, seconds = match.groups()
     if int(years or 0) or int(months or 0):
-        raise InvalidData(f"duration {text[:40]!r} uses years or months, which have no fixed length")
+        raise InvalidData(
+            f"duration {text[:40]!r} uses years or months, which have no fixed length"
+        )
     value = timedelta(
         weeks=int(weeks or 0),
         days=int(days or 0),

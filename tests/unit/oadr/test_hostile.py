@@ -118,7 +118,7 @@ CASES: dict[str, Case] = {
         ResponseCode.INVALID_DATA,
     ),
     "impossible-date": Case(
-        _replace(_distribute, b"2026-01-15T14:00:00Z", b"2026-02-30T14:00:00Z"),
+        _replace(_distribute, b"2026-01-15T13:00:00Z", b"2026-02-30T13:00:00Z"),
         OadrError,
         ResponseCode.INVALID_DATA,
     ),

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from oadr import xmlvalues as xv
 from oadr.errors import InvalidData
 
-UTC = timezone.utc
+UTC = UTC
 
 DATETIMES = {
     "zulu": ("2026-01-15T12:00:00Z", datetime(2026, 1, 15, 12, tzinfo=UTC)),
@@ -105,8 +105,10 @@ def test_parse_float_refuses_non_finite_and_words(text: str) -> None:
         xv.parse_float(text)
 
 
-@pytest.mark.parametrize(("text", "value"), [("true", True), ("1", True), ("false", False),
-                                             ("0", False), (" true ", True)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("1", True), ("false", False), ("0", False), (" true ", True)],
+)
 def test_parse_bool(text: str, value: bool) -> None:
     assert xv.parse_bool(text) is value
 
