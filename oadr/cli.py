@@ -36,15 +36,16 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        root = codec.parse(data)
-        verified = None
-        if signing.is_signed(root):
-            # Replay windows are for live traffic; a file on disk is checked for integrity only.
-            verified = signing.verify(root, now=datetime.now().astimezone(), replay_guard=None)
-        payload = codec.decode(data)
+        # Replay windows are for live traffic: a stored message is checked for integrity as of
+        # the moment it claims to have been signed. Only the signed element is decoded.
+        signed_at = signing.claimed_timestamp(codec.parse(data))
+        received = codec.receive(
+            data, now=signed_at or datetime.now().astimezone(), replay_guard=None
+        )
     except OadrError as err:
         print(f"{path}: refused with {int(err.code)} ({err.code.name}): {err.message}")
         return 1
+    payload, verified = received.payload, received.signature
     print(f"{path}: valid OpenADR 2.0b {type(payload).__name__}")
     if verified is not None:
         subject = verified.certificate.subject.rfc4514_string()

@@ -334,8 +334,9 @@ class CreatePartyRegistration:
 class CreatedPartyRegistration:
     response: EiResponse
     vtn_id: VtnId
-    profiles: tuple[Profile, ...] = (Profile(profile_name=PROFILE_2_0B,
-                                             transports=(TransportName.SIMPLE_HTTP,)),)
+    profiles: tuple[Profile, ...] = (
+        Profile(profile_name=PROFILE_2_0B, transports=(TransportName.SIMPLE_HTTP,)),
+    )
     registration_id: RegistrationId | None = None
     ven_id: VenId | None = None
     requested_poll_freq: timedelta | None = None
