@@ -536,9 +536,8 @@ def _dec_created_party_registration(e: Element) -> CreatedPartyRegistration:
         response=el.read_response(el.require(e, EI, "eiResponse")),
         vtn_id=VtnId(el.text_of(e, EI, "vtnID")),
         profiles=profiles,
-        # An empty registrationID/venID (OpenLEADR sends <ei:venID/> when refusing) is absent.
-        registration_id=RegistrationId(registration_id) if registration_id else None,
-        ven_id=_opt_ven(e) or None,
+        registration_id=None if registration_id is None else RegistrationId(registration_id),
+        ven_id=_opt_ven(e),
         requested_poll_freq=el.read_duration(e, OADR, "oadrRequestedOadrPollFreq"),
     )
 

@@ -78,16 +78,14 @@ def text_of(element: Element, namespace: str, local: str) -> str:
 
 
 def optional_text(element: Element, namespace: str, local: str) -> str | None:
+    """The text of an optional child; an empty element counts as absent (OpenLEADR writes
+    `<ei:venID/>` where it means "no venID")."""
     found = element.find(qname(namespace, local))
-    return None if found is None else (found.text or "")
+    return None if found is None or not found.text else found.text
 
 
 def all_text(element: Element, namespace: str, local: str) -> tuple[str, ...]:
     return tuple(child.text or "" for child in element.iterfind(qname(namespace, local)))
-
-
-def optional(value: _T | None, parse: Callable[[_T], _T]) -> _T | None:
-    return None if value is None else parse(value)
 
 
 def enum_value(enum: Callable[[str], _T], text: str, what: str) -> _T:
