@@ -18,6 +18,7 @@ from enum import StrEnum
 from oadr.enums import ResponseCode
 from oadr.errors import OadrError
 from oadr.model import (
+    PAYLOAD_TYPES,
     CanceledOpt,
     CanceledPartyRegistration,
     CanceledReport,
@@ -48,9 +49,13 @@ from oadr.model import (
     UpdateReport,
     VenId,
     VtnId,
+    element_name,
 )
 
 PATH_PREFIX = "/OpenADR2/Simple/2.0b/"
+
+# oadrSignedObject child element name -> payload type, e.g. "oadrPoll" -> Poll.
+PAYLOAD_BY_ELEMENT: dict[str, type[Payload]] = {element_name(t): t for t in PAYLOAD_TYPES}
 
 
 class Service(StrEnum):
@@ -256,11 +261,14 @@ def error_reply(
     The reply type is the first of REPLIES for the message's type; a message that could not be
     read (None) or has no reply of its own gets an oadrResponse.
     """
-    choices = REPLIES.get(type(message), ()) if message is not None else ()
+    if message is not None:
+        choices = REPLIES.get(type(message), ())
+        request_id = request_id_of(message)
+    else:
+        # Refused while decoding: the codec still tells which payload it was and its requestID.
+        refused_type = PAYLOAD_BY_ELEMENT.get(err.payload_name or "")
+        choices = REPLIES.get(refused_type, ()) if refused_type is not None else ()
+        request_id = RequestId(err.request_id or "")
     reply_type = choices[0] if choices else Response
-    response = EiResponse(
-        code=int(err.code),
-        request_id=request_id_of(message) if message is not None else RequestId(""),
-        description=_description(err),
-    )
+    response = EiResponse(code=int(err.code), request_id=request_id, description=_description(err))
     return _BUILDERS[reply_type](_ReplyContext(message, response, vtn_id, ven_id))

@@ -50,6 +50,7 @@ from oadr.model import (
     OptId,
     Payload,
     Poll,
+    PowerAttributes,
     QueryRegistration,
     RegisteredReport,
     RegisterReport,
@@ -102,7 +103,11 @@ def make_target(**overrides: Any) -> Target:
 
 
 def make_item_base(kind: ItemKind = ItemKind.POWER_REAL, **overrides: Any) -> ItemBase:
-    return replace(ItemBase(kind=kind, description="RealPower", units="W", scale="k"), **overrides)
+    attributes = PowerAttributes(hertz=50.0, voltage=230.0, ac=True)
+    item = ItemBase(
+        kind=kind, description="RealPower", units="W", scale="k", power_attributes=attributes
+    )
+    return replace(item, **overrides)
 
 
 def make_window(

@@ -1,0 +1,134 @@
+"""The OpenADR 2.0b HTTP edge: POST /OpenADR2/Simple/2.0b/{service} (simple HTTP, pull).
+
+The only place an `OadrError` becomes bytes. Every body that can be answered gets a valid,
+schema-checked reply with the right response code (HTTP 200); only what has no OpenADR answer
+gets an HTTP error: a body too large to read (413), a content type that is not XML (415), an
+unknown service path (404). Anything unexpected is logged with a reference id and answered 469.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from certs import fingerprint
+from certs.files import CertsError
+from certs.roles import Role
+from certs.trust import TrustStore
+from oadr import codec, exchanges
+from oadr.errors import DeploymentError, NotRecognized, NotRegistered, OadrError
+from oadr.model import Payload, VenId
+from oadr.signing import ReplayGuard
+from vtn import services
+from vtn.services.context import Caller, Context
+
+log = logging.getLogger("flex4grid.vtn")
+
+XML_TYPES = frozenset({"application/xml", "text/xml", ""})
+
+
+@dataclass
+class Edge:
+    """What the OpenADR endpoint needs besides the services: trust and replay protection."""
+
+    context: Context
+    trust: TrustStore | None  # None: plain HTTP (--insecure-http), no client certificates
+    replay_guard: ReplayGuard
+
+
+EDGE = web.AppKey("flex4grid.vtn.edge", Edge)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _caller_fingerprint(request: web.Request, edge: Edge, now: datetime) -> str | None:
+    """The client certificate's fingerprint, after the trust store accepted it for a VEN now."""
+    if edge.trust is None:
+        return None
+    try:
+        edge.trust.reload()  # a CRL published since the last request takes effect now
+    except CertsError as err:
+        log.error("trust store not reloaded, keeping the last good CRLs: %s", err)
+    transport = request.transport
+    ssl_object = None if transport is None else transport.get_extra_info("ssl_object")
+    der = None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
+    if der is None:
+        raise NotRegistered("a client certificate is required")
+    verdict = edge.trust.check(der, (Role.VEN, Role.AGGREGATOR), now)
+    if not verdict.accepted:
+        raise NotRegistered(f"client certificate refused: {verdict.reason.value}")
+    return fingerprint.of_der(der)
+
+
+async def post_service(request: web.Request) -> web.Response:
+    edge = request.app[EDGE]
+    settings = edge.context.settings
+    service = exchanges.SERVICE_BY_PATH.get(request.path)
+    if service is None:
+        raise web.HTTPNotFound(text="not an OpenADR 2.0b service\n")
+    if request.content_type not in XML_TYPES:
+        raise web.HTTPUnsupportedMediaType(text="OpenADR messages are application/xml\n")
+    body = await request.read()
+    now = utc_now()
+    message: Payload | None = None
+    signed = False
+    try:
+        received = codec.receive(
+            body,
+            now=now,
+            replay_guard=edge.replay_guard,
+            require_signature=settings.require_signatures,
+            limits=settings.limits,
+        )
+        message = received.payload
+        signed = received.signature is not None
+        # Decoded first, so even a refused certificate gets a reply of the right type.
+        caller_fingerprint = _caller_fingerprint(request, edge, now)
+        if exchanges.SERVICE_OF.get(type(message)) not in (service, None):
+            raise NotRecognized(f"{type(message).__name__} does not belong to {service.value}")
+        signer = (
+            None
+            if received.signature is None
+            else fingerprint.of_certificate(received.signature.certificate)
+        )
+        reply = await services.handle(
+            edge.context, message, Caller(caller_fingerprint, signer), now
+        )
+    except OadrError as err:
+        log.info("%s refused with %d: %s", service.value, int(err.code), err.message)
+        reply = _error_reply(edge, message, err)
+    except Exception:
+        reference = uuid.uuid4().hex[:12]
+        log.exception("unexpected failure on %s, reference %s", service.value, reference)
+        reply = _error_reply(
+            edge, message, DeploymentError(f"internal error; reference {reference}")
+        )
+    return web.Response(
+        body=_encode(edge, reply, sign=signed or settings.require_signatures, now=now),
+        content_type="application/xml",
+    )
+
+
+def _error_reply(edge: Edge, message: Payload | None, err: OadrError) -> Payload:
+    ven_id = getattr(message, "ven_id", None)
+    return exchanges.error_reply(
+        message,
+        err,
+        vtn_id=edge.context.settings.vtn_id,
+        ven_id=VenId(ven_id) if isinstance(ven_id, str) else None,
+    )
+
+
+def _encode(edge: Edge, reply: Payload, *, sign: bool, now: datetime) -> bytes:
+    key = edge.context.settings.signing_key if sign else None
+    return codec.encode(reply, signing_key=key, now=now, nonce=uuid.uuid4().hex if key else None)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(exchanges.PATH_PREFIX + "{service}", post_service)

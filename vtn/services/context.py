@@ -1,0 +1,53 @@
+"""What every service needs: the store, the settings, id generation, wake-ups; and the caller."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from oadr.errors import NotRegistered
+from oadr.model import Payload, VenId
+from vtn.config import VtnSettings
+from vtn.store.db import Store, Tx
+from vtn.vens import VenRecord, authorize
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a message: the TLS client certificate's fingerprint (None on insecure HTTP),
+    and the fingerprint of the XML signature's certificate when the message was signed."""
+
+    fingerprint: str | None
+    signer_fingerprint: str | None = None
+
+
+@dataclass
+class Context:
+    store: Store
+    settings: VtnSettings
+    new_id: Callable[[], str] = new_id
+    # Called after commit with a venID that has something new to deliver (push, long waits).
+    notify: Callable[[VenId], None] = field(default=lambda ven_id: None)
+
+
+async def authorized_ven(tx: Tx, ven_id: VenId | None, caller: Caller) -> VenRecord:
+    """The registered VEN this message acts for; 463 for impersonation or no registration."""
+    if caller.fingerprint is None:  # insecure HTTP: the message's venID is all we have
+        record = None if ven_id is None else await tx.vens.get(ven_id)
+        return authorize(record, ven_id, record.fingerprint if record else "")
+    record = await tx.vens.by_fingerprint(caller.fingerprint)
+    authorized = authorize(record, ven_id, caller.fingerprint)
+    if caller.signer_fingerprint is not None and caller.signer_fingerprint != caller.fingerprint:
+        raise NotRegistered("the message is signed with another certificate than the connection's")
+    return authorized
+
+
+# A service: (context, the decoded message, who sent it, now) -> the reply.
+Handler = Callable[[Context, Any, Caller, datetime], Awaitable[Payload]]

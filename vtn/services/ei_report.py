@@ -1,0 +1,136 @@
+"""EiReport: the VEN registers its reports, the VTN requests telemetry and stores it.
+
+The VTN registers its own report capabilities with every new VEN (an empty oadrRegisterReport,
+queued at registration); it offers no reports of its own, so a VEN's request for one is 461.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from oadr import reports
+from oadr.errors import ReportNotSupported
+from oadr.exchanges import ok_response
+from oadr.model import (
+    CanceledReport,
+    CancelReport,
+    CreatedReport,
+    CreateReport,
+    RegisteredReport,
+    RegisterReport,
+    Response,
+    UpdatedReport,
+    UpdateReport,
+)
+from vtn import reporting
+from vtn.services.context import Caller, Context, Handler, authorized_ven
+
+
+async def register_report(
+    context: Context, request: RegisterReport, caller: Caller, now: datetime
+) -> RegisteredReport:
+    """The VEN's METADATA reports replace what it registered before; the VTN answers with its
+    telemetry requests (R1_3080) and cancels the ones the old registration had."""
+    reports.validate_register_report(request)
+    async with context.store.transaction() as tx:
+        ven = await authorized_ven(tx, request.ven_id, caller)
+        await tx.reports.register(ven.ven_id, request.reports, now)
+        for old in await tx.reports.requests(ven.ven_id):
+            await tx.reports.cancel_request(ven.ven_id, old.report_request_id, now)
+        requests = reporting.telemetry_requests(
+            request.reports, context.settings.telemetry, context.new_id
+        )
+        reports.validate_report_requests(
+            requests, request.reports, await tx.reports.request_ids(ven.ven_id)
+        )
+        for report_request in requests:
+            await tx.reports.add_request(ven.ven_id, report_request, now)
+        resource_ids = reporting.resource_ids(request.reports)
+        await tx.vens.save(dataclasses.replace(ven, resource_ids=resource_ids, last_seen_at=now))
+    return RegisteredReport(
+        response=ok_response(request.request_id), report_requests=requests, ven_id=ven.ven_id
+    )
+
+
+async def registered_report(
+    context: Context, answer: RegisteredReport, caller: Caller, now: datetime
+) -> Response:
+    """The VEN's answer to the VTN's own RegisterReport; the VTN has no reports to give."""
+    async with context.store.transaction() as tx:
+        ven = await authorized_ven(tx, answer.ven_id, caller)
+        await tx.vens.touch(ven.ven_id, now)
+    if answer.report_requests:
+        raise ReportNotSupported("this VTN offers no reports of its own")
+    return Response(response=ok_response(answer.response.request_id), ven_id=ven.ven_id)
+
+
+async def create_report(
+    context: Context, request: CreateReport, caller: Caller, now: datetime
+) -> CreatedReport:
+    async with context.store.transaction() as tx:
+        await authorized_ven(tx, request.ven_id, caller)
+    raise ReportNotSupported("this VTN offers no reports of its own")
+
+
+async def created_report(
+    context: Context, answer: CreatedReport, caller: Caller, now: datetime
+) -> Response:
+    """The VEN acknowledges report requests: the ones it lists are now pending at the VEN."""
+    async with context.store.transaction() as tx:
+        ven = await authorized_ven(tx, answer.ven_id, caller)
+        await tx.reports.acknowledge(ven.ven_id, answer.pending_reports, now)
+        await tx.vens.touch(ven.ven_id, now)
+    return Response(response=ok_response(answer.response.request_id), ven_id=ven.ven_id)
+
+
+async def update_report(
+    context: Context, request: UpdateReport, caller: Caller, now: datetime
+) -> UpdatedReport:
+    """Store the readings of each report; each must answer a request the VTN made (452 else).
+
+    A report for a request cancelled since is still stored: it is the "reportToFollow" one, or
+    was on its way when the cancellation was sent. Readings sent twice are stored once.
+    """
+    async with context.store.transaction() as tx:
+        ven = await authorized_ven(tx, request.ven_id, caller)
+        made = {
+            r.report_request_id: r for r in await tx.reports.requests(ven.ven_id, active_only=False)
+        }
+        registered = await tx.reports.registered(ven.ven_id)
+        resource_of = reporting.resource_of(registered)
+        for report, _request in reports.answers(request, made):
+            await tx.readings.add(ven.ven_id, report, resource_of, now)
+        await tx.vens.touch(ven.ven_id, now)
+    return UpdatedReport(response=ok_response(request.request_id), ven_id=ven.ven_id)
+
+
+async def cancel_report(
+    context: Context, request: CancelReport, caller: Caller, now: datetime
+) -> CanceledReport:
+    """The VEN cancels a report it requested from the VTN; there are none to cancel (452)."""
+    async with context.store.transaction() as tx:
+        ven = await authorized_ven(tx, request.ven_id, caller)
+    reports.cancel({}, request)  # raises InvalidId for the first id
+    return CanceledReport(response=ok_response(request.request_id), ven_id=ven.ven_id)
+
+
+async def canceled_report(
+    context: Context, answer: CanceledReport, caller: Caller, now: datetime
+) -> Response:
+    async with context.store.transaction() as tx:
+        ven = await authorized_ven(tx, answer.ven_id, caller)
+        await tx.vens.touch(ven.ven_id, now)
+    return Response(response=ok_response(answer.response.request_id), ven_id=ven.ven_id)
+
+
+HANDLERS: dict[type[Any], Handler] = {
+    RegisterReport: register_report,
+    RegisteredReport: registered_report,
+    CreateReport: create_report,
+    CreatedReport: created_report,
+    UpdateReport: update_report,
+    CancelReport: cancel_report,
+    CanceledReport: canceled_report,
+}

@@ -1,0 +1,177 @@
+"""Events (the latest modification of each) and their delivery to each VEN with its opt answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from oadr import events as event_rules
+from oadr.enums import EventStatus, OptType
+from oadr.model import Event, EventId, VenId
+from vtn.store import jsonform
+from vtn.store.tables import event_deliveries, events
+
+
+def _values(event: Event, now: datetime) -> dict[str, object]:
+    return {
+        "modification_number": event.modification_number,
+        "market_context": event.market_context,
+        "cancelled": event.status is EventStatus.CANCELLED,
+        "starts_at": event.active_period.start,
+        "ends_at": event_rules.end(event),
+        "body": jsonform.dump(event),
+        "updated_at": now,
+    }
+
+
+class Events:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def add(self, event: Event, now: datetime) -> None:
+        await self.connection.execute(
+            insert(events).values(event_id=event.event_id, created_at=now, **_values(event, now))
+        )
+
+    async def replace(self, event: Event, now: datetime) -> None:
+        await self.connection.execute(
+            update(events).where(events.c.event_id == event.event_id).values(**_values(event, now))
+        )
+
+    async def get(self, event_id: str, *, for_update: bool = False) -> Event | None:
+        query = select(events.c.body).where(events.c.event_id == event_id)
+        if for_update:
+            query = query.with_for_update()
+        body = (await self.connection.execute(query)).scalar_one_or_none()
+        return None if body is None else jsonform.load(Event, body)
+
+    async def current(self, now: datetime) -> list[Event]:
+        """Events not yet over (open-ended ones included, cancelled ones too until their end)."""
+        query = (
+            select(events.c.body)
+            .where(or_(events.c.ends_at.is_(None), events.c.ends_at > now))
+            .order_by(events.c.starts_at, events.c.event_id)
+        )
+        return [
+            jsonform.load(Event, body) for body in (await self.connection.execute(query)).scalars()
+        ]
+
+    async def page(
+        self, *, now: datetime, include_past: bool = False, offset: int = 0, limit: int = 100
+    ) -> list[Event]:
+        query = select(events.c.body).order_by(events.c.starts_at.desc(), events.c.event_id)
+        if not include_past:
+            query = query.where(or_(events.c.ends_at.is_(None), events.c.ends_at > now))
+        rows = await self.connection.execute(query.offset(offset).limit(limit))
+        return [jsonform.load(Event, body) for body in rows.scalars()]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one VEN was sent of one event, and what it answered."""
+
+    event_id: EventId
+    ven_id: VenId
+    modification_number: int
+    delivered_at: datetime
+    opt_type: OptType | None
+    opt_modification_number: int | None
+    response_code: int | None
+    responded_at: datetime | None
+
+
+class Deliveries:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def sent(self, ven_id: str, event_ids: Iterable[str]) -> dict[EventId, int]:
+        """The latest modification number of each event already sent to this VEN."""
+        ids = list(event_ids)
+        if not ids:
+            return {}
+        query = select(event_deliveries.c.event_id, event_deliveries.c.modification_number).where(
+            event_deliveries.c.ven_id == ven_id, event_deliveries.c.event_id.in_(ids)
+        )
+        return {
+            EventId(row.event_id): int(row.modification_number)
+            for row in await self.connection.execute(query)
+        }
+
+    async def mark_sent(self, ven_id: str, sent: Sequence[Event], now: datetime) -> None:
+        known = await self.sent(ven_id, (event.event_id for event in sent))
+        for event in sent:
+            if event.event_id in known:
+                if known[event.event_id] != event.modification_number:
+                    await self.connection.execute(
+                        update(event_deliveries)
+                        .where(
+                            and_(
+                                event_deliveries.c.event_id == event.event_id,
+                                event_deliveries.c.ven_id == ven_id,
+                            )
+                        )
+                        .values(modification_number=event.modification_number, delivered_at=now)
+                    )
+            else:
+                await self.connection.execute(
+                    insert(event_deliveries).values(
+                        event_id=event.event_id,
+                        ven_id=ven_id,
+                        modification_number=event.modification_number,
+                        delivered_at=now,
+                    )
+                )
+
+    async def record_opt(
+        self,
+        ven_id: str,
+        event_id: str,
+        modification_number: int,
+        opt_type: OptType,
+        response_code: int,
+        now: datetime,
+    ) -> bool:
+        """Store the VEN's answer to one modification; False if it was never sent that event."""
+        result = await self.connection.execute(
+            update(event_deliveries)
+            .where(
+                and_(event_deliveries.c.event_id == event_id, event_deliveries.c.ven_id == ven_id)
+            )
+            .values(
+                opt_type=opt_type.value,
+                opt_modification_number=modification_number,
+                response_code=response_code,
+                responded_at=now,
+            )
+        )
+        return bool(result.rowcount)
+
+    async def for_event(self, event_id: str) -> list[Delivery]:
+        query = (
+            select(event_deliveries)
+            .where(event_deliveries.c.event_id == event_id)
+            .order_by(event_deliveries.c.ven_id)
+        )
+        return [_delivery(row) for row in (await self.connection.execute(query)).mappings()]
+
+    async def for_ven(self, ven_id: str) -> list[Delivery]:
+        query = select(event_deliveries).where(event_deliveries.c.ven_id == ven_id)
+        return [_delivery(row) for row in (await self.connection.execute(query)).mappings()]
+
+
+def _delivery(row: object) -> Delivery:
+    r = dict(row)  # type: ignore[call-overload]
+    return Delivery(
+        event_id=EventId(r["event_id"]),
+        ven_id=VenId(r["ven_id"]),
+        modification_number=r["modification_number"],
+        delivered_at=r["delivered_at"],
+        opt_type=None if r["opt_type"] is None else OptType(r["opt_type"]),
+        opt_modification_number=r["opt_modification_number"],
+        response_code=r["response_code"],
+        responded_at=r["responded_at"],
+    )

@@ -1,0 +1,145 @@
+"""VENs and pre-provisioned fingerprints: rows <-> `vtn.vens.VenRecord` / `Provisioned`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from oadr.model import RegistrationId, VenId
+from vtn.store.tables import provisioned_vens, vens
+from vtn.vens import Provisioned, Status, VenRecord
+
+
+def _record(row: RowMapping) -> VenRecord:
+    return VenRecord(
+        ven_id=VenId(row["ven_id"]),
+        fingerprint=row["fingerprint"],
+        ven_name=row["ven_name"],
+        status=Status(row["status"]),
+        created_at=row["created_at"],
+        registration_id=None
+        if row["registration_id"] is None
+        else RegistrationId(row["registration_id"]),
+        http_pull_model=row["http_pull_model"],
+        transport_address=row["transport_address"],
+        xml_signature=row["xml_signature"],
+        report_only=row["report_only"],
+        profile_name=row["profile_name"],
+        groups=tuple(row["groups"]),
+        resource_ids=tuple(row["resource_ids"]),
+        party_id=row["party_id"],
+        registered_at=row["registered_at"],
+        last_seen_at=row["last_seen_at"],
+    )
+
+
+def _row(record: VenRecord) -> dict[str, Any]:
+    return {
+        "ven_id": record.ven_id,
+        "fingerprint": record.fingerprint,
+        "ven_name": record.ven_name,
+        "status": record.status.value,
+        "created_at": record.created_at,
+        "registration_id": record.registration_id,
+        "http_pull_model": record.http_pull_model,
+        "transport_address": record.transport_address,
+        "xml_signature": record.xml_signature,
+        "report_only": record.report_only,
+        "profile_name": record.profile_name,
+        "groups": list(record.groups),
+        "resource_ids": list(record.resource_ids),
+        "party_id": record.party_id,
+        "registered_at": record.registered_at,
+        "last_seen_at": record.last_seen_at,
+    }
+
+
+class Vens:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def get(self, ven_id: str) -> VenRecord | None:
+        row = (
+            (await self.connection.execute(select(vens).where(vens.c.ven_id == ven_id)))
+            .mappings()
+            .first()
+        )
+        return None if row is None else _record(row)
+
+    async def by_fingerprint(self, fingerprint: str) -> VenRecord | None:
+        row = (
+            (await self.connection.execute(select(vens).where(vens.c.fingerprint == fingerprint)))
+            .mappings()
+            .first()
+        )
+        return None if row is None else _record(row)
+
+    async def save(self, record: VenRecord) -> None:
+        values = _row(record)
+        result = await self.connection.execute(
+            update(vens).where(vens.c.ven_id == record.ven_id).values(**values)
+        )
+        if result.rowcount == 0:
+            await self.connection.execute(insert(vens).values(**values))
+
+    async def touch(self, ven_id: str, now: datetime) -> None:
+        await self.connection.execute(
+            update(vens).where(vens.c.ven_id == ven_id).values(last_seen_at=now)
+        )
+
+    async def page(
+        self, *, status: Status | None = None, offset: int = 0, limit: int = 100
+    ) -> list[VenRecord]:
+        query = select(vens).order_by(vens.c.created_at, vens.c.ven_id)
+        if status is not None:
+            query = query.where(vens.c.status == status.value)
+        rows = (await self.connection.execute(query.offset(offset).limit(limit))).mappings()
+        return [_record(row) for row in rows]
+
+    async def count(self, *, status: Status | None = None) -> int:
+        query = select(func.count()).select_from(vens)
+        if status is not None:
+            query = query.where(vens.c.status == status.value)
+        return int((await self.connection.execute(query)).scalar_one())
+
+    async def registered(self) -> list[VenRecord]:
+        """Every approved VEN with a live registration (event fan-out, push)."""
+        query = select(vens).where(
+            vens.c.status == Status.APPROVED.value, vens.c.registration_id.is_not(None)
+        )
+        return [_record(row) for row in (await self.connection.execute(query)).mappings()]
+
+    async def provisioned(self, fingerprint: str) -> Provisioned | None:
+        row = (
+            (
+                await self.connection.execute(
+                    select(provisioned_vens).where(provisioned_vens.c.fingerprint == fingerprint)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return Provisioned(
+            fingerprint=row["fingerprint"],
+            created_at=row["created_at"],
+            ven_name=row["ven_name"],
+            ven_id=None if row["ven_id"] is None else VenId(row["ven_id"]),
+            groups=tuple(row["groups"]),
+        )
+
+    async def provision(self, provisioned: Provisioned) -> None:
+        await self.connection.execute(
+            insert(provisioned_vens).values(
+                fingerprint=provisioned.fingerprint,
+                ven_name=provisioned.ven_name,
+                ven_id=provisioned.ven_id,
+                groups=list(provisioned.groups),
+                created_at=provisioned.created_at,
+            )
+        )
