@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -10,6 +11,7 @@ from certs.trust import TrustStore
 from oadr.signing import ReplayGuard
 from vtn import http
 from vtn.config import VtnSettings
+from vtn.metrics import VtnMetrics
 from vtn.services.context import Context
 from vtn.store.db import Store
 
@@ -21,6 +23,14 @@ class VtnConfig:
     settings: VtnSettings
     database_url: str
     trust: TrustStore | None  # None only with --insecure-http
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    edge = request.app[http.EDGE]
+    async with edge.context.store.transaction() as tx:
+        counts = await tx.vens.count_by_status()
+        seen = await tx.vens.count_seen_since(http.utc_now() - timedelta(minutes=5))
+    return edge.metrics.render(counts, seen)
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -39,9 +49,11 @@ def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Applicati
         context=context,
         trust=config.trust,
         replay_guard=ReplayGuard(window=config.settings.replay_window),
+        metrics=VtnMetrics(),
     )
     http.add_routes(app)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
 
     async def _close(app: web.Application) -> None:
         await context.store.close()

@@ -9,6 +9,7 @@ unknown service path (404). Anything unexpected is logged with a reference id an
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from oadr.errors import DeploymentError, NotRecognized, NotRegistered, OadrError
 from oadr.model import Payload, VenId
 from oadr.signing import ReplayGuard
 from vtn import services
+from vtn.metrics import VtnMetrics
 from vtn.services.context import Caller, Context
 
 log = logging.getLogger("flex4grid.vtn")
@@ -38,6 +40,7 @@ class Edge:
     context: Context
     trust: TrustStore | None  # None: plain HTTP (--insecure-http), no client certificates
     replay_guard: ReplayGuard
+    metrics: VtnMetrics
 
 
 EDGE = web.AppKey("flex4grid.vtn.edge", Edge)
@@ -75,6 +78,7 @@ async def post_service(request: web.Request) -> web.Response:
     if request.content_type not in XML_TYPES:
         raise web.HTTPUnsupportedMediaType(text="OpenADR messages are application/xml\n")
     body = await request.read()
+    started = time.perf_counter()
     now = utc_now()
     message: Payload | None = None
     signed = False
@@ -109,10 +113,11 @@ async def post_service(request: web.Request) -> web.Response:
         reply = _error_reply(
             edge, message, DeploymentError(f"internal error; reference {reference}")
         )
-    return web.Response(
-        body=_encode(edge, reply, sign=signed or settings.require_signatures, now=now),
-        content_type="application/xml",
-    )
+    encoded = _encode(edge, reply, sign=signed or settings.require_signatures, now=now)
+    response = getattr(reply, "response", None)
+    code = int(getattr(response, "code", 200))
+    edge.metrics.observe(service.value, message, reply, code, time.perf_counter() - started)
+    return web.Response(body=encoded, content_type="application/xml")
 
 
 def _error_reply(edge: Edge, message: Payload | None, err: OadrError) -> Payload:

@@ -106,6 +106,14 @@ class Vens:
             query = query.where(vens.c.status == status.value)
         return int((await self.connection.execute(query)).scalar_one())
 
+    async def count_by_status(self) -> dict[Status, int]:
+        query = select(vens.c.status, func.count()).group_by(vens.c.status)
+        return {Status(row[0]): int(row[1]) for row in await self.connection.execute(query)}
+
+    async def count_seen_since(self, since: datetime) -> int:
+        query = select(func.count()).select_from(vens).where(vens.c.last_seen_at >= since)
+        return int((await self.connection.execute(query)).scalar_one())
+
     async def registered(self) -> list[VenRecord]:
         """Every approved VEN with a live registration (event fan-out, push)."""
         query = select(vens).where(
