@@ -21,9 +21,15 @@ from certs.files import CertsError
 from certs.roles import Role
 from certs.trust import TrustStore
 from oadr import codec, exchanges
-from oadr.errors import DeploymentError, NotRecognized, NotRegistered, OadrError
+from oadr.errors import (
+    DeploymentError,
+    NotRecognized,
+    NotRegistered,
+    OadrError,
+    ReplayDetected,
+)
 from oadr.model import Payload, VenId
-from oadr.signing import ReplayGuard
+from oadr.signing import ReplayGuard, VerifiedSignature
 from vtn import services
 from vtn.metrics import VtnMetrics
 from vtn.services.context import Caller, Context
@@ -41,6 +47,7 @@ class Edge:
     trust: TrustStore | None  # None: plain HTTP (--insecure-http), no client certificates
     replay_guard: ReplayGuard
     metrics: VtnMetrics
+    signed_seen: int = 0
 
 
 EDGE = web.AppKey("flex4grid.vtn.edge", Edge)
@@ -92,6 +99,8 @@ async def post_service(request: web.Request) -> web.Response:
         )
         message = received.payload
         signed = received.signature is not None
+        if received.signature is not None:
+            await _remember_nonce(edge, received.signature, now)
         # Decoded first, so even a refused certificate gets a reply of the right type.
         caller_fingerprint = _caller_fingerprint(request, edge, now)
         if exchanges.SERVICE_OF.get(type(message)) not in (service, None):
@@ -118,6 +127,16 @@ async def post_service(request: web.Request) -> web.Response:
     code = int(getattr(response, "code", 200))
     edge.metrics.observe(service.value, message, reply, code, time.perf_counter() - started)
     return web.Response(body=encoded, content_type="application/xml")
+
+
+async def _remember_nonce(edge: Edge, signature: VerifiedSignature, now: datetime) -> None:
+    """Durable, cross-worker replay check; old nonces are purged every so often."""
+    async with edge.context.store.transaction() as tx:
+        if not await tx.nonces.remember(signature.nonce, signature.timestamp):
+            raise ReplayDetected("this ReplayProtect nonce was used before")
+        edge.signed_seen += 1
+        if edge.signed_seen % 1000 == 0:
+            await tx.nonces.forget_before(now - 2 * edge.context.settings.replay_window)
 
 
 def _error_reply(edge: Edge, message: Payload | None, err: OadrError) -> Payload:

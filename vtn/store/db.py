@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from vtn.store.audit import AuditLog, Tokens
 from vtn.store.events import Deliveries, Events
+from vtn.store.nonces import Nonces
 from vtn.store.outbox import Outbox
 from vtn.store.reports import Opts, Readings, Reports
 from vtn.store.tables import metadata
@@ -40,6 +41,7 @@ class Tx:
     readings: Readings
     tokens: Tokens
     audit: AuditLog
+    nonces: Nonces
 
 
 def sqlite_url(path: str) -> str:
@@ -88,6 +90,7 @@ class Store:
                 readings=Readings(connection),
                 tokens=Tokens(connection),
                 audit=AuditLog(connection),
+                nonces=Nonces(connection),
             )
 
     async def close(self) -> None:

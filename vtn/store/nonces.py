@@ -1,0 +1,34 @@
+"""ReplayProtect nonces seen by any VTN worker, so a replay is caught across workers and
+restarts (the in-memory `oadr.signing.ReplayGuard` only knows its own process's)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vtn.store.tables import seen_nonces
+
+
+class Nonces:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def remember(self, nonce: str, signed_at: datetime) -> bool:
+        """Record a nonce; False if any worker has seen it before (a replay)."""
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        result = await self.connection.execute(
+            dialect.insert(seen_nonces)
+            .values(nonce=nonce, signed_at=signed_at)
+            .on_conflict_do_nothing()
+        )
+        return bool(result.rowcount)
+
+    async def forget_before(self, cutoff: datetime) -> int:
+        """Drop nonces whose timestamps are outside the replay window anyway."""
+        result = await self.connection.execute(
+            delete(seen_nonces).where(seen_nonces.c.signed_at < cutoff)
+        )
+        return int(result.rowcount)
