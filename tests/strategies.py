@@ -8,7 +8,8 @@ on (OPENADR-2.0b-NOTES.md). What the strategies promise:
   assigned, non-control, non-surrogate unicode, without leading or trailing whitespace. XML
   cannot carry control characters, and whitespace at the ends of text is not preserved by
   every XML pipeline (canonicalisation, pretty-printing peers), so we do not promise it.
-- datetimes: aware UTC, microsecond precision, 2000-01-01 to 2100-01-01.
+- datetimes: aware UTC, microsecond precision, 2000-01-01 to 2100-01-01; an event's whole active
+  period lies within these bounds, so interval starts computed from it do too.
 - durations: whole seconds, 0 to 7 days (`timedelta`).
 - floats: finite, never NaN, infinity or -0.0 (any magnitude: we write Python repr); power
   attributes (xs:decimal) are hundredths, which repr writes without an exponent.
@@ -159,9 +160,9 @@ def uris() -> S[str]:
     return st.builds(lambda h, p: f"http://{h}.example.org/{p}", host, ids())
 
 
-def datetimes() -> S[datetime]:
+def datetimes(latest: datetime = MAX_DATETIME) -> S[datetime]:
     naive = st.datetimes(
-        min_value=MIN_DATETIME.replace(tzinfo=None), max_value=MAX_DATETIME.replace(tzinfo=None)
+        min_value=MIN_DATETIME.replace(tzinfo=None), max_value=latest.replace(tzinfo=None)
     )
     return naive.map(lambda d: d.replace(tzinfo=UTC))
 
@@ -347,8 +348,9 @@ def event_baselines(draw: st.DrawFn, start: datetime, total: timedelta) -> m.Eve
 
 @st.composite
 def events(draw: st.DrawFn) -> m.Event:
-    start = draw(datetimes())
     total = draw(durations(2 * 24 * 3600))
+    # The whole period stays within the bounds: interval starts are start + the durations before.
+    start = draw(datetimes(latest=MAX_DATETIME - total))
     return m.Event(
         event_id=m.EventId(draw(ids())),
         modification_number=draw(unsigned_ints()),

@@ -19,6 +19,7 @@ from oadr.model import Payload
 from vtn.app import CONTEXT, VtnConfig, build_app
 from vtn.config import VtnSettings
 from vtn.services.context import Context
+from vtn.store import migrate as migrations
 
 
 @dataclass
@@ -65,15 +66,25 @@ class VenClient:
 
 @asynccontextmanager
 async def running_vtn(
-    pki: DevPki, database_url: str, settings: VtnSettings | None = None, *, tls: bool = True
+    pki: DevPki,
+    database_url: str,
+    settings: VtnSettings | None = None,
+    *,
+    tls: bool = True,
+    migrate: bool = False,
 ) -> AsyncIterator[RunningVtn]:
+    """create_all() by default, for speed (test_migrations holds it equal to the migrations);
+    `migrate=True` prepares the database the way a deployment does."""
     config = VtnConfig(
         settings=settings or VtnSettings(),
         database_url=database_url,
         trust=pki.trust_store() if tls else None,
     )
     app = build_app(config)
-    await app[CONTEXT].store.create_all()
+    if migrate:
+        await migrations.upgrade(database_url)
+    else:
+        await app[CONTEXT].store.create_all()
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=pki.server_context() if tls else None)

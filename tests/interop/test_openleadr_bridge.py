@@ -16,11 +16,11 @@ from oadr import model as m
 from oadr.enums import ItemKind
 from tests.interop.openleadr_bridge import (
     OPENLEADR_CANNOT_EXPRESS,
-    REPRESENTATIVE_PAYLOADS,
     dodge_openleadr_defects,
     restrict_to_openleadr,
     through_openleadr,
 )
+from tests.payload_examples import REPRESENTATIVE_PAYLOADS
 from tests.strategies import payloads
 
 _P = TypeVar("_P")
@@ -53,7 +53,7 @@ def test_restricting_twice_changes_nothing_more(key: str) -> None:
 
 # --- every entry of OPENLEADR_CANNOT_EXPRESS is a real loss, and restrict mirrors it -------------
 
-_DISPATCH = representative("oadrDistributeEvent/dso-load-dispatch", m.DistributeEvent)
+_DISPATCH = representative("oadrDistributeEvent/load-dispatch", m.DistributeEvent)
 _EVENT = _DISPATCH.events[0]
 _SIGNAL = _EVENT.signals[0]
 _SIMPLE = representative("oadrDistributeEvent/simple-randomized", m.DistributeEvent)

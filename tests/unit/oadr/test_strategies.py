@@ -115,6 +115,8 @@ def check_intervals(intervals: tuple[m.EventInterval, ...], duration: timedelta)
 
 
 def check_event(event: m.Event) -> None:
+    period = event.active_period
+    assert period.start + period.duration <= MAX_DATETIME, period  # interval starts stay in range
     assert event.signals
     for signal in event.signals:
         assert signal.intervals
