@@ -578,7 +578,7 @@ def _dec_distribute_event(e: Element) -> DistributeEvent:
     return DistributeEvent(
         request_id=_req_id(e),
         vtn_id=VtnId(el.text_of(e, EI, "vtnID")),
-        events=tuple(el.read_event(event) for event in e.iterfind(qname(OADR, "oadrEvent"))),
+        events=tuple(el.read_event(event) for event in e.iterchildren(qname(OADR, "oadrEvent"))),
         response=None if response is None else el.read_response(response),
     )
 
@@ -587,7 +587,7 @@ def _dec_created_event(e: Element) -> CreatedEvent:
     inner = el.require(e, PYLD, "eiCreatedEvent")
     responses = el.find(inner, EI, "eventResponses")
     event_responses: list[EventResponse] = []
-    for r in () if responses is None else responses.iterfind(qname(EI, "eventResponse")):
+    for r in () if responses is None else responses.iterchildren(qname(EI, "eventResponse")):
         qualified = el.require(r, EI, "qualifiedEventID")
         event_responses.append(
             EventResponse(
@@ -668,7 +668,7 @@ def _dec_register_report(e: Element) -> RegisterReport:
     report_request_id = el.optional_text(e, EI, "reportRequestID")
     return RegisterReport(
         request_id=_req_id(e),
-        reports=tuple(el.read_report(r) for r in e.iterfind(qname(OADR, "oadrReport"))),
+        reports=tuple(el.read_report(r) for r in e.iterchildren(qname(OADR, "oadrReport"))),
         ven_id=_opt_ven(e),
         report_request_id=None if report_request_id is None else ReportRequestId(report_request_id),
     )
@@ -678,7 +678,7 @@ def _dec_registered_report(e: Element) -> RegisteredReport:
     return RegisteredReport(
         response=el.read_response(el.require(e, EI, "eiResponse")),
         report_requests=tuple(
-            el.read_report_request(r) for r in e.iterfind(qname(OADR, "oadrReportRequest"))
+            el.read_report_request(r) for r in e.iterchildren(qname(OADR, "oadrReportRequest"))
         ),
         ven_id=_opt_ven(e),
     )
@@ -688,7 +688,7 @@ def _dec_create_report(e: Element) -> CreateReport:
     return CreateReport(
         request_id=_req_id(e),
         report_requests=tuple(
-            el.read_report_request(r) for r in e.iterfind(qname(OADR, "oadrReportRequest"))
+            el.read_report_request(r) for r in e.iterchildren(qname(OADR, "oadrReportRequest"))
         ),
         ven_id=_opt_ven(e),
     )
@@ -705,7 +705,7 @@ def _dec_created_report(e: Element) -> CreatedReport:
 def _dec_update_report(e: Element) -> UpdateReport:
     return UpdateReport(
         request_id=_req_id(e),
-        reports=tuple(el.read_report(r) for r in e.iterfind(qname(OADR, "oadrReport"))),
+        reports=tuple(el.read_report(r) for r in e.iterchildren(qname(OADR, "oadrReport"))),
         ven_id=_opt_ven(e),
     )
 

@@ -7,7 +7,7 @@ is checked here and refused with the matching `OadrError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -61,12 +61,29 @@ def sub(parent: Element, namespace: str, local: str, text: str | None = None) ->
     return child
 
 
+# Child lookups go through iterchildren(tag), which lxml runs in C; find() with a tag name takes
+# the slower ElementPath route. Decoding is most of the receive path, so this matters.
+
+
 def find(element: Element, namespace: str, local: str) -> Element | None:
-    return element.find(qname(namespace, local))
+    return next(element.iterchildren(qname(namespace, local)), None)
+
+
+def children(element: Element, namespace: str, local: str) -> Iterator[Element]:
+    return element.iterchildren(qname(namespace, local))
+
+
+def descend(element: Element | None, *steps: tuple[str, str]) -> Element | None:
+    """Follow child steps (namespace, local) down; None as soon as one is missing."""
+    for namespace, local in steps:
+        if element is None:
+            return None
+        element = find(element, namespace, local)
+    return element
 
 
 def require(element: Element, namespace: str, local: str) -> Element:
-    found = element.find(qname(namespace, local))
+    found = next(element.iterchildren(qname(namespace, local)), None)
     if found is None:
         # Schema validation makes this unreachable for required children; keep a clear error.
         raise InvalidData(f"{etree.QName(element).localname} lacks {local}")
@@ -80,12 +97,12 @@ def text_of(element: Element, namespace: str, local: str) -> str:
 def optional_text(element: Element, namespace: str, local: str) -> str | None:
     """The text of an optional child; an empty element counts as absent (OpenLEADR writes
     `<ei:venID/>` where it means "no venID")."""
-    found = element.find(qname(namespace, local))
+    found = next(element.iterchildren(qname(namespace, local)), None)
     return None if found is None or not found.text else found.text
 
 
 def all_text(element: Element, namespace: str, local: str) -> tuple[str, ...]:
-    return tuple(child.text or "" for child in element.iterfind(qname(namespace, local)))
+    return tuple(child.text or "" for child in element.iterchildren(qname(namespace, local)))
 
 
 def enum_value(enum: Callable[[str], _T], text: str, what: str) -> _T:
@@ -176,7 +193,7 @@ def read_target(element: Element) -> Target:
     return Target(
         end_device_assets=tuple(
             text_of(asset, POWER, "mrid")
-            for asset in element.iterfind(qname(POWER, "endDeviceAsset"))
+            for asset in element.iterchildren(qname(POWER, "endDeviceAsset"))
         ),
         group_ids=all_text(element, EI, "groupID"),
         group_names=all_text(element, EI, "groupName"),
@@ -276,10 +293,10 @@ def _read_event_intervals(parent: Element) -> tuple[EventInterval, ...]:
         duration = read_duration(element)
         if duration is None:
             raise InvalidData(f"event interval {uid} has no duration")
-        payloads = element.findall(qname(EI, "signalPayload"))
+        payloads = list(children(element, EI, "signalPayload"))
         if len(payloads) != 1:
             raise InvalidData(f"event interval {uid} must carry exactly one signalPayload")
-        value = payloads[0].find(f"{qname(EI, 'payloadFloat')}/{qname(EI, 'value')}")
+        value = descend(payloads[0], (EI, "payloadFloat"), (EI, "value"))
         if value is None:
             raise InvalidData(f"event interval {uid} must carry a payloadFloat")
         intervals.append(
@@ -370,9 +387,7 @@ def read_event(oadr_event: Element) -> Event:
     duration = read_duration(properties)
     if start is None or duration is None:
         raise InvalidData("eiActivePeriod needs dtstart and duration")
-    start_after = properties.find(
-        f"{qname(XCAL, 'tolerance')}/{qname(XCAL, 'tolerate')}/{qname(XCAL, 'startafter')}"
-    )
+    start_after = descend(properties, (XCAL, "tolerance"), (XCAL, "tolerate"), (XCAL, "startafter"))
     period = ActivePeriod(
         start=start,
         duration=duration,
@@ -383,7 +398,7 @@ def read_event(oadr_event: Element) -> Event:
     )
     signals_element = require(ei_event, EI, "eiEventSignals")
     signals = tuple(
-        _read_signal(element) for element in signals_element.iterfind(qname(EI, "eiEventSignal"))
+        _read_signal(element) for element in children(signals_element, EI, "eiEventSignal")
     )
     baseline_element = find(signals_element, EI, "eiEventBaseline")
     baseline = None if baseline_element is None else _read_baseline(baseline_element)
@@ -422,7 +437,7 @@ def _read_signal(element: Element) -> EventSignal:
     except ValueError as exc:
         raise SignalNotSupported(f"signal {name_text[:40]!r} is not a 2.0b signal name") from exc
     target = find(element, EI, "eiTarget")
-    current = element.find(f"{qname(EI, 'currentValue')}/{qname(EI, 'payloadFloat')}")
+    current = descend(element, (EI, "currentValue"), (EI, "payloadFloat"))
     return EventSignal(
         signal_name=signal_name,
         signal_type=enum_value(SignalType, text_of(element, EI, "signalType"), "signalType"),
@@ -485,12 +500,12 @@ def read_report(element: Element) -> Report:
         report_id=None if report_id is None else ReportId(report_id),
         descriptions=tuple(
             _read_report_description(child)
-            for child in element.iterfind(qname(OADR, "oadrReportDescription"))
+            for child in element.iterchildren(qname(OADR, "oadrReportDescription"))
         ),
         intervals=()
         if intervals is None
         else tuple(
-            _read_report_interval(child) for child in intervals.iterfind(qname(EI, "interval"))
+            _read_report_interval(child) for child in intervals.iterchildren(qname(EI, "interval"))
         ),
         start=read_dtstart(element),
         duration=read_duration(element),
@@ -567,13 +582,13 @@ def _add_report_interval(parent: Element, interval: ReportInterval) -> None:
 def _read_report_interval(element: Element) -> ReportInterval:
     uid = find(element, XCAL, "uid")
     payloads = []
-    for payload in element.iterfind(qname(OADR, "oadrReportPayload")):
+    for payload in element.iterchildren(qname(OADR, "oadrReportPayload")):
         status = find(payload, OADR, "oadrPayloadResourceStatus")
         value: float | ResourceStatus
         if status is not None:
             value = _read_resource_status(status)
         else:
-            number = payload.find(f"{qname(EI, 'payloadFloat')}/{qname(EI, 'value')}")
+            number = descend(payload, (EI, "payloadFloat"), (EI, "value"))
             if number is None:
                 raise InvalidData(
                     "a report payload needs payloadFloat or oadrPayloadResourceStatus"
@@ -694,7 +709,7 @@ def read_report_request(element: Element) -> ReportRequest:
                 reading_type=text_of(payload, EI, "readingType").strip(),
                 item_base=find_item_base(payload),
             )
-            for payload in specifier.iterfind(qname(EI, "specifierPayload"))
+            for payload in specifier.iterchildren(qname(EI, "specifierPayload"))
         ),
         interval=None if interval is None else read_window(require(interval, XCAL, "properties")),
     )

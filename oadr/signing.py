@@ -22,6 +22,7 @@ import heapq
 import hmac
 import re
 import textwrap
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
@@ -493,12 +494,38 @@ def _certificate(key_info: etree._Element) -> x509.Certificate:
         raise SignatureInvalid(
             f"KeyInfo must carry one X509Data with 1 to {_MAX_CHAIN} X509Certificate (signer first)"
         )
+    return _load_certificate(_base64(found[0], "X509Certificate"))
+
+
+_PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+_CERTIFICATE_CACHE: Final[OrderedDict[bytes, tuple[x509.Certificate, _PublicKey]]] = OrderedDict()
+_CERTIFICATE_CACHE_SIZE: Final = 4096
+
+
+def _load_certificate(der: bytes) -> x509.Certificate:
+    """Parse (and check the key of) a signer certificate, remembering the last few thousand:
+    a VTN sees the same VEN certificates over and over. Only the parse is cached; the
+    signature is verified against it every time."""
+    cached = _CERTIFICATE_CACHE.get(der)
+    if cached is not None:
+        _CERTIFICATE_CACHE.move_to_end(der)
+        return cached[0]
     try:
-        certificate = x509.load_der_x509_certificate(_base64(found[0], "X509Certificate"))
-        _check_public_key(certificate.public_key())
+        certificate = x509.load_der_x509_certificate(der)
+        key = certificate.public_key()
+        _check_public_key(key)
     except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
         raise SignatureInvalid(f"unusable signing certificate: {exc}") from None
+    assert isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)  # _check_public_key
+    _CERTIFICATE_CACHE[der] = (certificate, key)
+    if len(_CERTIFICATE_CACHE) > _CERTIFICATE_CACHE_SIZE:
+        _CERTIFICATE_CACHE.popitem(last=False)
     return certificate
+
+
+def _public_key(certificate: x509.Certificate) -> object:
+    cached = _CERTIFICATE_CACHE.get(certificate.public_bytes(serialization.Encoding.DER))
+    return cached[1] if cached is not None else certificate.public_key()
 
 
 def _check_public_key(key: object) -> None:
@@ -523,7 +550,7 @@ def _sign_bytes(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, data: bytes
 def _verify_bytes(
     certificate: x509.Certificate, algorithm: str, signature: bytes, data: bytes
 ) -> None:
-    key = certificate.public_key()
+    key = _public_key(certificate)
     try:
         if algorithm == RSA_SHA256 and isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())

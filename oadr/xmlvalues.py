@@ -7,6 +7,7 @@ xs:boolean. Parsing is strict and exact: a value we cannot represent without los
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import UTC, datetime, timedelta
@@ -37,8 +38,9 @@ NSMAP: dict[str, str] = {
 }
 
 
+@functools.cache
 def qname(namespace: str, local: str) -> str:
-    """The Clark name `{namespace}local` lxml uses for a tag."""
+    """The Clark name `{namespace}local` lxml uses for a tag (cached: decoding asks often)."""
     return f"{{{namespace}}}{local}"
 
 
