@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from aiohttp import web
@@ -10,8 +11,10 @@ from aiohttp import web
 from certs.trust import TrustStore
 from oadr.signing import ReplayGuard
 from vtn import http
+from vtn.admin import routes as admin
 from vtn.config import VtnSettings
 from vtn.metrics import VtnMetrics
+from vtn.push import PushConfig, Pusher
 from vtn.services.context import Context
 from vtn.store.db import Store
 
@@ -23,6 +26,8 @@ class VtnConfig:
     settings: VtnSettings
     database_url: str
     trust: TrustStore | None  # None only with --insecure-http
+    # HTTP push to VENs (vtn/push.py): client TLS with the VTN's identity, retry policy.
+    push: PushConfig = field(default_factory=PushConfig)
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -52,8 +57,23 @@ def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Applicati
         metrics=VtnMetrics(),
     )
     http.add_routes(app)
+    admin.setup(app, context)  # /admin/v1: JSON, bearer tokens
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+
+    # HTTP push (vtn/push.py): services wake the pusher after commit; it starts with the app
+    # (and then pushes whatever is still due) and stops before the store closes.
+    pusher = Pusher(context, config.push, config.trust, random.Random())
+    context.notify = pusher.wake
+
+    async def _start_push(app: web.Application) -> None:
+        await pusher.start()
+
+    async def _stop_push(app: web.Application) -> None:
+        await pusher.stop()
+
+    app.on_startup.append(_start_push)
+    app.on_shutdown.append(_stop_push)
 
     async def _close(app: web.Application) -> None:
         await context.store.close()

@@ -141,6 +141,11 @@ async def _remember_nonce(edge: Edge, signature: VerifiedSignature, now: datetim
 
 def _error_reply(edge: Edge, message: Payload | None, err: OadrError) -> Payload:
     ven_id = getattr(message, "ven_id", None)
+    if message is not None and not exchanges.sent_by_ven(type(message)):
+        # A payload only a VTN sends has no reply a VTN could give: answer oadrResponse.
+        err.request_id = exchanges.request_id_of(message)
+        err.payload_name = None
+        message = None
     return exchanges.error_reply(
         message,
         err,

@@ -105,12 +105,6 @@ def register(
     ):
         raise InvalidId(f"registrationID {request.registration_id!r} is not this VEN's")
 
-    keeps_registration = existing is not None and existing.registration_id is not None
-    registration_id = (
-        existing.registration_id
-        if existing is not None and keeps_registration
-        else new_ids.registration_id
-    )
     if existing is not None and existing.status in (Status.APPROVED, Status.PENDING):
         status = existing.status
     elif existing is not None and existing.registered_at is not None:
@@ -119,6 +113,15 @@ def register(
         status = Status.PENDING
     else:
         status = Status.APPROVED
+    # A registrationID exists only while registered; a VEN waiting for approval has none, so
+    # its first registration after approval is new (and starts the bootstrap sequence).
+    registration_id: RegistrationId | None = None
+    if status is Status.APPROVED:
+        registration_id = (
+            existing.registration_id
+            if existing is not None and existing.registration_id is not None
+            else new_ids.registration_id
+        )
     base = existing or VenRecord(
         ven_id=ven_id,
         fingerprint=fingerprint,

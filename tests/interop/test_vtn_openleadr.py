@@ -26,7 +26,7 @@ from certs.dev import DevPki
 from certs.files import IdentityFiles
 from oadr import codec, exchanges
 from oadr.enums import OptType, ResponseCode
-from oadr.model import CreatedEvent, Poll, Response, Target, VenId
+from oadr.model import CreatedEvent, EventId, Poll, Response, Target, VenId
 from oadr.signing import SigningKey
 from tests.factories import make_event
 from tests.integration.vtn_harness import RunningVtn, running_vtn
@@ -48,7 +48,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def wait_for(what: str, check: Callable[[], Awaitable[Any]], timeout_s: float = WAIT_S) -> Any:
+async def wait_for(
+    what: str, check: Callable[[], Awaitable[Any]], timeout_s: float = WAIT_S
+) -> Any:
     """Poll `check` until it returns something truthy; fail naming `what` after the timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -137,7 +139,7 @@ async def test_openleadr_ven_gets_an_event_opts_in_and_reports(
             now = utc_now()
             event = replace(
                 make_event(start=now + timedelta(hours=1)),
-                event_id=uuid.uuid4().hex,
+                event_id=EventId(uuid.uuid4().hex),
                 target=Target(ven_ids=(ven.ven_id,)),
             )
             event = await operator.create_event(vtn.context, event, actor="interop", now=now)
@@ -201,7 +203,7 @@ async def test_openleadr_accepts_a_lower_case_vtn_id(pki: DevPki, database_url: 
             now = utc_now()
             event = replace(
                 make_event(start=now + timedelta(hours=1)),
-                event_id=uuid.uuid4().hex,
+                event_id=EventId(uuid.uuid4().hex),
                 target=Target(ven_ids=(ven.ven_id,)),
             )
             await operator.create_event(vtn.context, event, actor="interop", now=now)

@@ -33,9 +33,9 @@ async def register_report(
 ) -> RegisteredReport:
     """The VEN's METADATA reports replace what it registered before; the VTN answers with its
     telemetry requests (R1_3080) and cancels the ones the old registration had."""
-    reports.validate_register_report(request)
     async with context.store.transaction() as tx:
         ven = await authorized_ven(tx, request.ven_id, caller)
+        reports.validate_register_report(request)
         await tx.reports.register(ven.ven_id, request.reports, now)
         for old in await tx.reports.requests(ven.ven_id):
             await tx.reports.cancel_request(ven.ven_id, old.report_request_id, now)

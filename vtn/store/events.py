@@ -69,6 +69,23 @@ class Events:
         rows = await self.connection.execute(query.offset(offset).limit(limit))
         return [jsonform.load(Event, body) for body in rows.scalars()]
 
+    async def listing(
+        self, *, now: datetime, state: str = "all", offset: int = 0, limit: int = 100
+    ) -> list[Event]:
+        """Latest start first. `active`: started, not over, not cancelled; `pending`: not yet
+        started, not cancelled; `all`: every event ever created."""
+        query = select(events.c.body).order_by(events.c.starts_at.desc(), events.c.event_id)
+        if state == "active":
+            query = query.where(
+                events.c.starts_at <= now,
+                or_(events.c.ends_at.is_(None), events.c.ends_at > now),
+                events.c.cancelled.is_(False),
+            )
+        elif state == "pending":
+            query = query.where(events.c.starts_at > now, events.c.cancelled.is_(False))
+        rows = await self.connection.execute(query.offset(offset).limit(limit))
+        return [jsonform.load(Event, body) for body in rows.scalars()]
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

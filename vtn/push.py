@@ -1,0 +1,236 @@
+"""HTTP push: the VTN POSTs VTN-initiated messages to VENs that registered for it.
+
+A push VEN registered with oadrHttpPullModel=false and an oadrTransportAddress; it is an HTTPS
+server of its own, and gets `<transportAddress>/OpenADR2/Simple/2.0b/<Service>` POSTs (EiEvent
+for oadrDistributeEvent, EiRegisterParty for registration messages, EiReport for reports) over
+mutual TLS with the VTN's certificate. What is due comes from the same durable state a poll reads
+(`oadr_poll.next_due`), and is marked delivered only once the VEN answered HTTP 200 with a valid
+reply, which is then handled like the same payload posted to the VTN (an oadrCreatedEvent is
+stored per VEN per modification). A failure is retried with capped exponential backoff and
+jitter; nothing is kept only in memory, so a restart loses nothing: startup wakes every push VEN.
+
+The endpoint is checked by the client TLS context (`PushConfig.tls`: chain to the VTN's trusted
+CAs and hostname); it is not yet pinned to the fingerprint the VEN registered with, since aiohttp
+offers no public hook between the handshake and the request. A signed reply must be signed by the
+VEN's own certificate.
+
+One asyncio task per VEN with something due, started by `wake()` (Context.notify, after commit)
+and ended when the VEN has nothing left. The HTTP exchange happens outside any transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+
+from certs import fingerprint
+from certs.trust import TrustStore
+from oadr import codec, exchanges
+from oadr.errors import OadrError
+from oadr.model import DistributeEvent, Payload, Response, VenId
+from oadr.signing import ReplayGuard
+from vtn import services
+from vtn.services.context import Caller, Context
+from vtn.services.oadr_poll import Due, mark_delivered, next_due
+from vtn.vens import VenRecord
+
+log = logging.getLogger("flex4grid.vtn.push")
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """How the VTN pushes: its client TLS (its own certificate) and how it retries."""
+
+    tls: ssl.SSLContext | None = None  # None: the default context (no client certificate)
+    first_retry: timedelta = timedelta(seconds=1)
+    max_retry: timedelta = timedelta(minutes=5)
+    timeout: timedelta = timedelta(seconds=30)
+
+
+class PushFailed(Exception):
+    """The VEN did not take the message: unreachable, not HTTP 200, or no valid reply."""
+
+
+def retry_delay(failures: int, config: PushConfig, fraction: float) -> timedelta:
+    """Exponential backoff after `failures` failures in a row, capped, with `fraction` (0..1)
+    of its upper half as jitter so many VENs failing together do not retry in step."""
+    ceiling: timedelta = min(config.max_retry, config.first_retry * 2 ** min(failures - 1, 32))
+    return ceiling / 2 + ceiling / 2 * fraction
+
+
+def is_push_ven(ven: VenRecord | None) -> bool:
+    return (
+        ven is not None
+        and ven.registered
+        and not ven.http_pull_model
+        and bool(ven.transport_address)
+    )
+
+
+def push_url(transport_address: str, service: exchanges.Service) -> str:
+    base = transport_address.rstrip("/")
+    prefix = exchanges.PATH_PREFIX.rstrip("/")
+    if base.endswith(prefix):  # some VENs register the full service root
+        base = base[: -len(prefix)]
+    return base + service.path
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Pusher:
+    def __init__(
+        self, context: Context, config: PushConfig, trust: TrustStore | None, rng: random.Random
+    ) -> None:
+        self.context = context
+        self.config = config
+        self.trust = trust
+        self.rng = rng
+        self.replay_guard = ReplayGuard(window=context.settings.replay_window)
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: dict[VenId, asyncio.Task[None]] = {}
+        self._woken: dict[VenId, asyncio.Event] = {}
+
+    async def start(self) -> None:
+        """Open the HTTP client and wake every push VEN: whatever is due survived a restart."""
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.config.tls or True),
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
+        )
+        async with self.context.store.transaction() as tx:
+            push_vens = [ven for ven in await tx.vens.registered() if is_push_ven(ven)]
+        for ven in push_vens:
+            self.wake(ven.ven_id)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        session, self._session = self._session, None  # later wake()s are ignored
+        if session is not None:
+            await session.close()
+
+    def wake(self, ven_id: VenId) -> None:
+        """Something may be due for this VEN (called after commit); cheap for pull VENs."""
+        if self._session is None:
+            return  # not started (or stopped): start() scans the database anyway
+        if ven_id in self._woken:
+            self._woken[ven_id].set()
+            return
+        self._woken[ven_id] = asyncio.Event()
+        self._tasks[ven_id] = asyncio.get_running_loop().create_task(self._run(ven_id))
+
+    async def _run(self, ven_id: VenId) -> None:
+        woken = self._woken[ven_id]
+        failures = 0
+        while True:
+            woken.clear()
+            try:
+                delivered = await self._push_next(ven_id)
+            except Exception as err:
+                failures += 1
+                delay = retry_delay(failures, self.config, self.rng.random()).total_seconds()
+                if isinstance(err, PushFailed | OadrError):
+                    log.warning(
+                        "push to VEN %s failed (%d in a row), retrying in %.1f s: %s",
+                        ven_id, failures, delay, err,
+                    )  # fmt: skip
+                else:
+                    reference = uuid.uuid4().hex[:12]
+                    log.exception(
+                        "unexpected push failure for VEN %s, reference %s", ven_id, reference
+                    )
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            if delivered or woken.is_set():
+                continue
+            # Nothing due and no wake-up since the check: done (no await between here and return,
+            # so a wake() cannot slip in unseen).
+            del self._woken[ven_id], self._tasks[ven_id]
+            return
+
+    async def _push_next(self, ven_id: VenId) -> bool:
+        """Push the next message due to this VEN; False if there is nothing (or not a push VEN)."""
+        async with self.context.store.transaction() as tx:
+            ven = await tx.vens.get(ven_id)
+            if ven is None or not is_push_ven(ven):
+                return False
+            due = await next_due(self.context, tx, ven, utc_now())
+        if due is None:
+            return False
+        reply = await self._post(ven, due.payload)
+        now = utc_now()
+        async with self.context.store.transaction() as tx:
+            current = await tx.vens.get(ven_id)
+            await mark_delivered(tx, current or ven, due, now)
+        log.info("pushed %s to VEN %s", type(due.payload).__name__, ven_id)
+        await self._handle_reply(ven, due, reply, now)
+        return True
+
+    async def _post(self, ven: VenRecord, payload: Payload) -> Payload | None:
+        """POST `payload` to the VEN; its valid reply (None: an empty 200 where that is allowed)."""
+        assert self._session is not None and ven.transport_address is not None
+        settings = self.context.settings
+        now = utc_now()
+        key = settings.signing_key if (ven.xml_signature or settings.require_signatures) else None
+        body = codec.encode(
+            payload, signing_key=key, now=now, nonce=uuid.uuid4().hex if key else None
+        )
+        url = push_url(ven.transport_address, exchanges.service_for(payload))
+        try:
+            async with self._session.post(
+                url, data=body, headers={"Content-Type": "application/xml"}
+            ) as response:
+                if (response.content_length or 0) > settings.limits.max_bytes:
+                    raise PushFailed(f"{url} answered with {response.content_length} bytes")
+                content = await response.read()
+                if response.status != 200:
+                    raise PushFailed(f"{url} answered HTTP {response.status}")
+        except (TimeoutError, aiohttp.ClientError, OSError) as err:
+            raise PushFailed(f"{url}: {type(err).__name__}: {err}") from err
+        if not content.strip() and isinstance(payload, DistributeEvent):
+            return None  # nothing to answer (no event requires a response)
+        try:
+            received = codec.receive(
+                content,
+                now=utc_now(),
+                replay_guard=self.replay_guard,
+                require_signature=settings.require_signatures,
+                limits=settings.limits,
+            )
+        except OadrError as err:
+            raise PushFailed(f"{url} answered with an invalid reply: {err.message}") from err
+        reply = received.payload
+        if not (exchanges.is_reply_to(payload, reply) or isinstance(reply, Response)):
+            raise PushFailed(f"{url} answered {type(payload).__name__} with {type(reply).__name__}")
+        if received.signature is not None and ven.fingerprint != fingerprint.of_certificate(
+            received.signature.certificate
+        ):
+            raise PushFailed(f"{url} signed its reply with another certificate than its own")
+        return reply
+
+    async def _handle_reply(
+        self, ven: VenRecord, due: Due, reply: Payload | None, now: datetime
+    ) -> None:
+        """Handle the VEN's reply as if it had posted it (oadrCreatedEvent, oadrRegisteredReport,
+        ...); oadrResponse just closes the exchange. The message is delivered either way."""
+        if reply is None or isinstance(reply, Response):
+            return
+        caller = Caller(None if self.trust is None else ven.fingerprint)
+        try:
+            await services.handle(self.context, reply, caller, now)
+        except OadrError as err:
+            log.warning(
+                "VEN %s's reply to a pushed %s refused with %d: %s",
+                ven.ven_id, type(due.payload).__name__, int(err.code), err.message,
+            )  # fmt: skip

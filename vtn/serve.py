@@ -1,0 +1,260 @@
+"""Running the VTN as a server: database ready, TLS from files, signals, graceful shutdown.
+
+TLS: the server presents `--tls-cert` (leaf then intermediates) and asks every client for a
+certificate that chains to a `--ca-file` CA. The certificate is optional at the TLS layer so
+the admin API (bearer tokens) shares the port; the OpenADR edge itself refuses a request without
+a trusted VEN certificate (463), and checks role, revocation and rotation on every request.
+
+SIGTERM or SIGINT stops accepting connections, lets requests in flight finish (up to
+`shutdown_timeout`), closes the database and exits 0. `--workers N` runs N processes that
+share the port (SO_REUSEPORT) and one PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import multiprocessing
+import signal
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from aiohttp import web
+
+from certs import roles
+from certs.files import CaFiles, CertFileError, check_key_matches, load_certificates, load_key
+from certs.roles import Role
+from certs.tls import TLS12_CIPHERS
+from certs.trust import TrustedCa, TrustStore
+from oadr.signing import SigningKey
+from vtn.app import VtnConfig, build_app
+from vtn.config import VtnSettings
+from vtn.push import PushConfig
+from vtn.store.db import Store, normalize_url
+
+log = logging.getLogger("flex4grid.vtn")
+
+DEFAULT_DATABASE = "sqlite:///./flex4grid-vtn.db"
+_CLIENT_ROLES = frozenset([Role.VEN, Role.AGGREGATOR])
+
+
+class ServeError(Exception):
+    """A configuration the server will not start with; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    database_url: str = DEFAULT_DATABASE
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ca_files: tuple[Path, ...] = ()
+    insecure_http: bool = False
+    settings: VtnSettings = dataclasses.field(default_factory=VtnSettings)
+    workers: int = 1
+    shutdown_timeout: float = 10.0
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.insecure_http else "https"
+
+
+def configure_logging() -> None:
+    """Plain-text logs on stderr unless the host application configured logging already."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def check(options: ServeOptions) -> None:
+    """Refuse an unsafe or impossible configuration before anything starts."""
+    tls_given = options.tls_cert is not None or options.tls_key is not None
+    if options.insecure_http and (tls_given or options.ca_files):
+        raise ServeError("--insecure-http cannot be combined with --tls-cert/--tls-key/--ca-file")
+    if not options.insecure_http and (
+        options.tls_cert is None or options.tls_key is None or not options.ca_files
+    ):
+        raise ServeError(
+            "refusing to start without TLS: give --tls-cert, --tls-key and --ca-file "
+            "(or --insecure-http for plain HTTP, development only)"
+        )
+    if options.workers < 1:
+        raise ServeError("--workers must be at least 1")
+    if options.workers > 1 and not normalize_url(options.database_url).startswith("postgresql"):
+        raise ServeError("--workers above 1 needs a PostgreSQL --db URL (SQLite is one process)")
+
+
+async def prepare_database(store: Store) -> None:
+    """Bring the schema up to date before serving (to become `alembic upgrade head`)."""
+    await store.create_all()
+
+
+def trust_store(ca_files: tuple[Path, ...]) -> TrustStore:
+    """The CAs whose client certificates we accept, from PEM files of one or more certificates.
+
+    A CA read from a CA directory (`ca.pem` beside its `crl.pem`) gets its CRL and rotations
+    followed. A CA certificate without a role constraint vouches for the client roles a VTN
+    accepts (VEN, aggregator).
+    """
+    cas: list[TrustedCa] = []
+    for path in ca_files:
+        certificates = load_certificates(path)
+        if not certificates:
+            raise CertFileError(path, "contains no certificate")
+        ca_dir = CaFiles(path.parent)
+        for certificate in certificates:
+            published = (
+                ca_dir.crl.exists()
+                and ca_dir.cert.exists()
+                and load_certificates(ca_dir.cert)[:1] == [certificate]
+            )
+            scope = roles.permitted_roles(certificate)
+            cas.append(
+                TrustedCa(
+                    certificate,
+                    frozenset(scope)
+                    if scope is not None
+                    else frozenset([Role.VEN, Role.AGGREGATOR]),
+                    path.parent if published else None,
+                )
+            )
+    try:
+        return TrustStore(cas)
+    except ValueError as err:
+        raise ServeError(f"--ca-file: {err} (add the root CA's certificate)") from None
+
+
+def server_ssl_context(cert: Path, key: Path, trust: TrustStore) -> ssl.SSLContext:
+    """As `certs.tls.server_context`, from any file names, with the client certificate optional
+    at the TLS layer (see the module docstring)."""
+    chain = load_certificates(cert)
+    if not chain:
+        raise CertFileError(cert, "contains no certificate")
+    check_key_matches(load_key(key), chain[0], key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.verify_mode = ssl.CERT_OPTIONAL
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.load_verify_locations(cadata=trust.pem_bundle())
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def _signing_key(cert: Path, key: Path) -> SigningKey:
+    private = load_key(key)
+    chain = load_certificates(cert)
+    return SigningKey(key=private, certificate=chain[0])
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    config: VtnConfig
+    ssl_context: ssl.SSLContext | None
+
+
+def _prepare(options: ServeOptions) -> _Prepared:
+    if options.insecure_http:
+        settings = dataclasses.replace(options.settings, insecure=True)
+        return _Prepared(VtnConfig(settings, options.database_url, trust=None), None)
+    assert options.tls_cert is not None and options.tls_key is not None
+    trust = trust_store(options.ca_files)
+    context = server_ssl_context(options.tls_cert, options.tls_key, trust)
+    # Replies to VENs that sign (or all replies, with --require-signatures) are signed with
+    # the VTN's own TLS identity.
+    settings = dataclasses.replace(
+        options.settings, signing_key=_signing_key(options.tls_cert, options.tls_key)
+    )
+    # Pushing to a VEN, the VTN is the TLS client: it presents the same identity and checks the
+    # VEN's server certificate against the same CAs.
+    push = PushConfig(tls=client_ssl_context(options.tls_cert, options.tls_key, trust))
+    return _Prepared(VtnConfig(settings, options.database_url, trust=trust, push=push), context)
+
+
+def client_ssl_context(cert: Path, key: Path, trust: TrustStore) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.load_verify_locations(cadata=trust.pem_bundle())
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def serve(options: ServeOptions, *, reuse_port: bool = False) -> None:
+    """Run one server process until SIGTERM/SIGINT; returns after a graceful shutdown."""
+    prepared = _prepare(options)
+    if options.insecure_http:
+        log.warning(
+            "*** PLAIN HTTP (--insecure-http): no TLS, no client certificates; VENs are known "
+            "by the venID they claim. For development only. ***"
+        )
+
+    async def app() -> web.Application:
+        store = Store(options.database_url)
+        await prepare_database(store)
+        built = build_app(prepared.config, store=store)
+        url = f"{options.scheme}://{options.host}:{options.port}"
+        log.info("VTN %s serving on %s (database %s, registration %s)",
+                 options.settings.vtn_id, url, store.engine.url.render_as_string(),
+                 options.settings.registration.value)  # fmt: skip
+        return built
+
+    web.run_app(
+        app(),
+        host=options.host,
+        port=options.port,
+        ssl_context=prepared.ssl_context,
+        reuse_port=reuse_port,
+        shutdown_timeout=options.shutdown_timeout,
+        print=None,
+        access_log=None,
+    )
+    log.info("VTN stopped")
+
+
+def _worker(options: ServeOptions) -> None:
+    configure_logging()  # a spawned process starts with none
+    serve(options, reuse_port=True)
+
+
+async def _prepare_database_once(url: str) -> None:
+    store = Store(url)
+    try:
+        await prepare_database(store)
+    finally:
+        await store.close()
+
+
+def run(options: ServeOptions) -> None:
+    check(options)
+    if options.workers == 1:
+        serve(options)
+        return
+    _prepare(options)  # fail here, once, on bad files rather than in every worker
+    asyncio.run(_prepare_database_once(options.database_url))  # not N racing schema changes
+    spawn = multiprocessing.get_context("spawn")
+    workers = [
+        spawn.Process(target=_worker, args=(options,), daemon=False) for _ in range(options.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                worker.terminate()  # SIGTERM: each worker shuts down gracefully
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for worker in workers:
+            worker.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    failed = [w.exitcode for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        raise ServeError(f"{len(failed)} of {len(workers)} workers failed (exit {failed})")
