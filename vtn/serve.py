@@ -33,6 +33,7 @@ from oadr.signing import SigningKey
 from vtn.app import VtnConfig, build_app
 from vtn.config import VtnSettings
 from vtn.push import PushConfig
+from vtn.store import migrate
 from vtn.store.db import Store, normalize_url
 
 log = logging.getLogger("flex4grid.vtn")
@@ -90,8 +91,8 @@ def check(options: ServeOptions) -> None:
 
 
 async def prepare_database(store: Store) -> None:
-    """Bring the schema up to date before serving (to become `alembic upgrade head`)."""
-    await store.create_all()
+    """Bring the schema up to date before serving: `alembic upgrade head`, a no-op at head."""
+    await migrate.upgrade(store.url)
 
 
 def trust_store(ca_files: tuple[Path, ...]) -> TrustStore:
