@@ -229,8 +229,9 @@ class _ReplyContext:
 
 
 _BUILDERS: dict[type[Payload], Callable[[_ReplyContext], Payload]] = {
+    # A refused registration names no venID: it would read as one granted.
     CreatedPartyRegistration: lambda c: CreatedPartyRegistration(
-        response=c.response, vtn_id=c.vtn_id, ven_id=c.ven_id
+        response=c.response, vtn_id=c.vtn_id
     ),
     CanceledPartyRegistration: lambda c: CanceledPartyRegistration(
         response=c.response,

@@ -8,6 +8,7 @@ unknown service path (404). Anything unexpected is logged with a reference id an
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
+from cryptography import x509
 
 from certs import fingerprint
 from certs.files import CertsError
@@ -57,10 +59,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _caller_fingerprint(request: web.Request, edge: Edge, now: datetime) -> str | None:
-    """The client certificate's fingerprint, after the trust store accepted it for a VEN now."""
+def _caller(request: web.Request, edge: Edge, now: datetime) -> Caller:
+    """Who sent the request: its client certificate, after the trust store accepted it for a
+    VEN now (role, validity, revocation, rotation). Insecure HTTP: nobody in particular."""
     if edge.trust is None:
-        return None
+        return Caller(None)
     try:
         edge.trust.reload()  # a CRL published since the last request takes effect now
     except CertsError as err:
@@ -73,7 +76,8 @@ def _caller_fingerprint(request: web.Request, edge: Edge, now: datetime) -> str 
     verdict = edge.trust.check(der, (Role.VEN, Role.AGGREGATOR), now)
     if not verdict.accepted:
         raise NotRegistered(f"client certificate refused: {verdict.reason.value}")
-    return fingerprint.of_der(der)
+    issuer = x509.load_der_x509_certificate(der).issuer.rfc4514_string()
+    return Caller(fingerprint.of_der(der), certificate_name=verdict.name, certificate_issuer=issuer)
 
 
 async def post_service(request: web.Request) -> web.Response:
@@ -102,7 +106,7 @@ async def post_service(request: web.Request) -> web.Response:
         if received.signature is not None:
             await _remember_nonce(edge, received.signature, now)
         # Decoded first, so even a refused certificate gets a reply of the right type.
-        caller_fingerprint = _caller_fingerprint(request, edge, now)
+        caller = _caller(request, edge, now)
         if exchanges.SERVICE_OF.get(type(message)) not in (service, None):
             raise NotRecognized(f"{type(message).__name__} does not belong to {service.value}")
         signer = (
@@ -111,7 +115,7 @@ async def post_service(request: web.Request) -> web.Response:
             else fingerprint.of_certificate(received.signature.certificate)
         )
         reply = await services.handle(
-            edge.context, message, Caller(caller_fingerprint, signer), now
+            edge.context, message, dataclasses.replace(caller, signer_fingerprint=signer), now
         )
     except OadrError as err:
         log.info("%s refused with %d: %s", service.value, int(err.code), err.message)

@@ -54,6 +54,9 @@ class VenRecord:
     party_id: str | None = None
     registered_at: datetime | None = None
     last_seen_at: datetime | None = None
+    previous_fingerprint: str | None = None  # the certificate before a rotation
+    certificate_name: str | None = None  # subject CN of the certificate (kept by rotation)
+    certificate_issuer: str | None = None  # issuer DN
 
     @property
     def registered(self) -> bool:
@@ -69,6 +72,15 @@ class Provisioned:
     ven_name: str | None = None
     ven_id: VenId | None = None
     groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """The client certificate a request came with, as the trust store accepted it."""
+
+    fingerprint: str
+    name: str | None = None
+    issuer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +186,28 @@ def _ven_id(
     return new_ids.ven_id
 
 
+def rotated(record: VenRecord, certificate: Certificate, now: datetime) -> VenRecord:
+    """A VEN that renewed its certificate keeps its venID (issue: rotation without outage).
+
+    Allowed only for the same identity from the same CA: the new certificate's subject name
+    and issuer must equal the registered one's. The old fingerprint stays accepted for as long
+    as the trust store accepts the old certificate (the CA's overlap window), then no longer.
+    """
+    same_identity = (
+        record.certificate_name is not None
+        and certificate.name == record.certificate_name
+        and certificate.issuer == record.certificate_issuer
+    )
+    if not same_identity:
+        raise NotRegistered(f"venID {record.ven_id!r} is bound to another certificate identity")
+    return dataclasses.replace(
+        record,
+        previous_fingerprint=record.fingerprint,
+        fingerprint=certificate.fingerprint,
+        last_seen_at=now,
+    )
+
+
 def cancel(record: VenRecord, request: CancelPartyRegistration, now: datetime) -> VenRecord:
     """The VEN cancels its own registration (N1_0030)."""
     if request.registration_id != record.registration_id:
@@ -197,6 +231,6 @@ def authorize(record: VenRecord | None, ven_id: VenId | None, fingerprint: str) 
         raise NotRegistered("no registered VEN for this certificate; register first")
     if ven_id is not None and ven_id != record.ven_id:
         raise NotRegistered(f"venID {ven_id!r} does not belong to the certificate that sent it")
-    if record.fingerprint != fingerprint:
+    if fingerprint not in (record.fingerprint, record.previous_fingerprint):
         raise NotRegistered("the certificate does not match the VEN's registration")
     return record

@@ -26,6 +26,8 @@ class Caller:
 
     fingerprint: str | None
     signer_fingerprint: str | None = None
+    certificate_name: str | None = None  # subject CN, kept across a certificate rotation
+    certificate_issuer: str | None = None
 
 
 @dataclass

@@ -6,6 +6,7 @@ N1_0020): the VEN fetches it with its next poll.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +68,17 @@ async def create(
     fingerprint = _fingerprint(caller, request)
     async with context.store.transaction() as tx:
         existing = await tx.vens.by_fingerprint(fingerprint)
+        if existing is None and request.ven_id is not None and caller.fingerprint is not None:
+            # A new certificate naming a venID: a VEN that renewed its certificate (rotation).
+            claimed = await tx.vens.get(request.ven_id)
+            if claimed is not None:
+                existing = vens.rotated(
+                    claimed,
+                    vens.Certificate(
+                        fingerprint, caller.certificate_name, caller.certificate_issuer
+                    ),
+                    now,
+                )
         record = vens.register(
             request,
             fingerprint=fingerprint,
@@ -75,6 +87,11 @@ async def create(
             policy=context.settings.registration,
             new_ids=NewIds(VenId(context.new_id()), RegistrationId(context.new_id())),
             now=now,
+        )
+        record = dataclasses.replace(
+            record,
+            certificate_name=caller.certificate_name or record.certificate_name,
+            certificate_issuer=caller.certificate_issuer or record.certificate_issuer,
         )
         await tx.vens.save(record)
         if record.status is Status.PENDING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,6 +34,9 @@ def _record(row: RowMapping) -> VenRecord:
         party_id=row["party_id"],
         registered_at=row["registered_at"],
         last_seen_at=row["last_seen_at"],
+        previous_fingerprint=row["previous_fingerprint"],
+        certificate_name=row["certificate_name"],
+        certificate_issuer=row["certificate_issuer"],
     )
 
 
@@ -55,6 +58,9 @@ def _row(record: VenRecord) -> dict[str, Any]:
         "party_id": record.party_id,
         "registered_at": record.registered_at,
         "last_seen_at": record.last_seen_at,
+        "previous_fingerprint": record.previous_fingerprint,
+        "certificate_name": record.certificate_name,
+        "certificate_issuer": record.certificate_issuer,
     }
 
 
@@ -71,11 +77,11 @@ class Vens:
         return None if row is None else _record(row)
 
     async def by_fingerprint(self, fingerprint: str) -> VenRecord | None:
-        row = (
-            (await self.connection.execute(select(vens).where(vens.c.fingerprint == fingerprint)))
-            .mappings()
-            .first()
+        """The VEN bound to this certificate, or to it as the one before a rotation."""
+        query = select(vens).where(
+            or_(vens.c.fingerprint == fingerprint, vens.c.previous_fingerprint == fingerprint)
         )
+        row = (await self.connection.execute(query)).mappings().first()
         return None if row is None else _record(row)
 
     async def save(self, record: VenRecord) -> None:
