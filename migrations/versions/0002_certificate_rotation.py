@@ -1,5 +1,8 @@
 """Certificate rotation: a VEN keeps its venID when it renews its certificate.
 
+Plain ADD COLUMN and CREATE UNIQUE INDEX, which SQLite does natively (no table rebuild), so
+the migration also works offline (`alembic upgrade head --sql`).
+
 Revision ID: 0002
 Revises: 0001
 """
@@ -18,18 +21,17 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("vens") as batch:
-        batch.add_column(sa.Column("previous_fingerprint", sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column("certificate_name", sa.String(length=255), nullable=True))
-        batch.add_column(sa.Column("certificate_issuer", sa.String(length=512), nullable=True))
-        batch.create_unique_constraint(
-            op.f("uq_vens_previous_fingerprint"), ["previous_fingerprint"]
-        )
+    op.add_column("vens", sa.Column("previous_fingerprint", sa.String(length=64), nullable=True))
+    op.add_column("vens", sa.Column("certificate_name", sa.String(length=255), nullable=True))
+    op.add_column("vens", sa.Column("certificate_issuer", sa.String(length=512), nullable=True))
+    op.create_index(
+        op.f("ix_vens_previous_fingerprint"), "vens", ["previous_fingerprint"], unique=True
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_vens_previous_fingerprint"), table_name="vens")
     with op.batch_alter_table("vens") as batch:
-        batch.drop_constraint(op.f("uq_vens_previous_fingerprint"), type_="unique")
         batch.drop_column("certificate_issuer")
         batch.drop_column("certificate_name")
         batch.drop_column("previous_fingerprint")

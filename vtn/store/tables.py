@@ -71,11 +71,6 @@ vens = Table(
     Column("registration_id", ID, unique=True),  # null once cancelled
     Column("ven_name", String(255), nullable=False),
     Column("fingerprint", String(64), nullable=False, unique=True),
-    # The certificate before a rotation: still accepted while the trust store accepts it (the
-    # CA's overlap window), so a VEN can renew its key without an outage.
-    Column("previous_fingerprint", String(64), unique=True),
-    Column("certificate_name", String(255)),  # subject CN: the identity a rotation keeps
-    Column("certificate_issuer", String(512)),  # issuer DN: a rotation stays with one CA
     Column("status", String(16), nullable=False),  # vtn.vens.Status
     Column("http_pull_model", Boolean, nullable=False),
     Column("transport_address", String(1024)),
@@ -88,6 +83,12 @@ vens = Table(
     Column("created_at", TIME, nullable=False),
     Column("registered_at", TIME),
     Column("last_seen_at", TIME),
+    # The certificate before a rotation: still accepted while the trust store accepts it (the
+    # CA's overlap window), so a VEN can renew its key without an outage. (Migration 0002.)
+    Column("previous_fingerprint", String(64)),
+    Column("certificate_name", String(255)),  # subject CN: the identity a rotation keeps
+    Column("certificate_issuer", String(512)),  # issuer DN: a rotation stays with one CA
+    Index(None, "previous_fingerprint", unique=True),
 )
 
 # Pre-provisioned VENs for the allow-list registration policy (and pre-allocated venIDs, N1_0025).
