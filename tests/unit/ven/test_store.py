@@ -90,10 +90,13 @@ def test_a_save_that_returned_survives_kill_9(tmp_path: Path) -> None:
             break
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
+    child.stdout.close()
 
     @dataclasses.dataclass(frozen=True)
     class Counter:
         counter: int
 
-    recovered = GatewayStore(tmp_path / "gateway.db", Counter).load()
+    store = GatewayStore(tmp_path / "gateway.db", Counter)
+    recovered = store.load()
+    store.close()
     assert recovered is not None and recovered.counter >= acknowledged
