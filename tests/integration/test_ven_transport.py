@@ -77,7 +77,7 @@ async def test_an_absent_vtn_is_a_transport_error() -> None:
         port = probe.getsockname()[1]
     client = VtnClient(f"http://127.0.0.1:{port}", None, timeout=timedelta(seconds=2))
     try:
-        with pytest.raises(TransportError, match="QueryRegistration|EiRegisterParty"):
+        with pytest.raises(TransportError, match="EiRegisterParty"):
             await client.send(QueryRegistration(request_id=RequestId("q")), datetime.now(UTC))
     finally:
         await client.close()
