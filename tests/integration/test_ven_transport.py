@@ -21,6 +21,7 @@ from oadr.model import (
 from oadr.signing import SigningKey
 from tests.integration.vtn_harness import running_vtn
 from ven.transport import TransportError, VtnClient, base_url
+from vtn.config import VtnSettings
 
 
 def test_base_url_accepts_openleadr_style_urls() -> None:
@@ -51,10 +52,8 @@ async def test_query_and_registration_over_mutual_tls(pki: DevPki, database_url:
 async def test_signed_requests_get_verified_signed_replies(pki: DevPki, database_url: str) -> None:
     identity = pki.vens[0]
     key = SigningKey.from_pem(identity.key.read_bytes(), identity.cert.read_bytes())
-    async with running_vtn(pki, database_url) as vtn:
-        vtn.context.settings = vtn.context.settings.__class__(
-            **{**_fields(vtn.context.settings), "signing_key": _vtn_key(pki)}
-        )
+    settings = VtnSettings(signing_key=_vtn_key(pki))
+    async with running_vtn(pki, database_url, settings) as vtn:
         client = VtnClient(vtn.url, pki.client_context(identity), signing_key=key)
         try:
             now = datetime.now(UTC)
@@ -91,12 +90,6 @@ async def test_a_vtn_with_another_fingerprint_is_refused(pki: DevPki, database_u
                 await client.send(QueryRegistration(request_id=RequestId("q")), datetime.now(UTC))
         finally:
             await client.close()
-
-
-def _fields(settings: object) -> dict[str, object]:
-    import dataclasses
-
-    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}  # type: ignore[arg-type]
 
 
 def _vtn_key(pki: DevPki) -> SigningKey:
