@@ -23,7 +23,7 @@ PURE_MODULES = sorted(
     [f"oadr.{m.name}" for m in pkgutil.iter_modules(oadr.__path__)]
     + ["vtn.vens", "vtn.delivery", "vtn.reporting", "ven.model", "ven.han.devices",
        "ven.han.household", "ven.session", "ven.state", "ven.schedule", "ven.reporting",
-       "ven.outbox"]
+       "ven.outbox", "ven.policy", "ven.control"]
 )  # fmt: skip
 
 

@@ -377,14 +377,34 @@ def telemetry(device: Device, at: datetime) -> DeviceState:
         manual_override=device.manual_override,
         power_limit_kw=limit,
     )
+    # Ratings go out with every reading, so the VEN's planner knows what each device can give.
     if isinstance(device, HeatPump):
         return replace(
             state,
             temperature_c=device.room_temperature_c,
             setpoint_c=effective_setpoint_c(device, at),
+            own_setpoint_c=device.setpoint_c,
+            max_power_kw=device.params.max_power_kw,
+            min_setpoint_c=device.params.min_setpoint_c,
+            max_setpoint_c=device.params.max_setpoint_c,
         )
-    if isinstance(device, EvCharger | Battery):
-        return replace(state, soc=device.soc)
+    if isinstance(device, EvCharger):
+        return replace(
+            state,
+            soc=device.soc,
+            max_power_kw=device.params.max_power_kw,
+            capacity_kwh=device.params.battery_kwh,
+        )
+    if isinstance(device, Battery):
+        return replace(
+            state,
+            soc=device.soc,
+            max_power_kw=device.params.max_charge_kw,
+            max_feed_in_kw=device.params.max_discharge_kw,
+            capacity_kwh=device.params.capacity_kwh,
+        )
+    if isinstance(device, PvInverter):
+        return replace(state, max_feed_in_kw=device.params.inverter_max_kw)
     return state
 
 

@@ -349,3 +349,15 @@ def test_telemetry_reports_power_and_the_fields_of_its_kind() -> None:
         None,
     )
     assert devices.telemetry(Battery(device_id="b", soc=0.4), NOW).soc == 0.4
+
+
+def test_telemetry_carries_the_ratings_a_planner_needs() -> None:
+    """Without ratings the VEN could not tell how much a device can give in an event."""
+    heat_pump = devices.telemetry(devices.HeatPump(device_id="hp", setpoint_c=21.0), NOW)
+    assert (heat_pump.max_power_kw, heat_pump.own_setpoint_c) == (3.0, 21.0)
+    assert (heat_pump.min_setpoint_c, heat_pump.max_setpoint_c) == (5.0, 28.0)
+    ev = devices.telemetry(devices.EvCharger(device_id="ev"), NOW)
+    assert (ev.max_power_kw, ev.capacity_kwh) == (11.0, 60.0)
+    battery = devices.telemetry(devices.Battery(device_id="bat"), NOW)
+    assert (battery.max_power_kw, battery.max_feed_in_kw, battery.capacity_kwh) == (5.0, 5.0, 10.0)
+    assert devices.telemetry(devices.PvInverter(device_id="pv"), NOW).max_feed_in_kw == 5.0
