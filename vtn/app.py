@@ -17,8 +17,10 @@ from vtn.metrics import VtnMetrics
 from vtn.push import PushConfig, Pusher
 from vtn.services.context import Context
 from vtn.store.db import Store
+from vtn.wakeups import Wakeups, for_store
 
 CONTEXT = web.AppKey("flex4grid.vtn.context", Context)
+WAKEUPS = web.AppKey("flex4grid.vtn.wakeups", Wakeups)
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,22 @@ def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Applicati
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
 
-    # HTTP push (vtn/push.py): services wake the pusher after commit; it starts with the app
-    # (and then pushes whatever is still due) and stops before the store closes.
+    # HTTP push (vtn/push.py): services publish wake-ups after commit (vtn/wakeups.py). On
+    # SQLite they call the pusher directly and it starts with the app; on PostgreSQL they reach
+    # every worker by LISTEN/NOTIFY and only the worker holding the leader lock runs the pusher
+    # (starting it pushes whatever is still due). All of it stops before the store closes.
     pusher = Pusher(context, config.push, config.trust, random.Random())
-    context.notify = pusher.wake
+    wakeups = for_store(
+        context.store, wake=pusher.wake, leader=pusher, retry=config.push.leader_retry
+    )
+    context.notify = wakeups.publish
+    app[WAKEUPS] = wakeups  # which worker leads, for tests and operators
 
     async def _start_push(app: web.Application) -> None:
-        await pusher.start()
+        await wakeups.start()
 
     async def _stop_push(app: web.Application) -> None:
-        await pusher.stop()
+        await wakeups.stop()  # stops the pusher if it ran here, and releases the leader lock
 
     app.on_startup.append(_start_push)
     app.on_shutdown.append(_stop_push)

@@ -16,6 +16,16 @@ VEN's own certificate.
 
 One asyncio task per VEN with something due, started by `wake()` (Context.notify, after commit)
 and ended when the VEN has nothing left. The HTTP exchange happens outside any transaction.
+
+With several workers (`vtn.wakeups`) only the one holding the leader lock runs a Pusher, started
+when it gains the lock and stopped when it loses it; wake-ups reach it through PostgreSQL. Two
+pushers can still overlap for a moment (a leader whose connection the server dropped pushes until
+it notices), and both may then POST the same message. The commit is what stays single: the
+transaction that marks a message delivered first locks the VEN's row (as a poll does, by
+touching it) and re-reads whether the message is still undelivered. Whoever comes second finds it
+delivered, marks nothing and ignores its copy of the reply, so the record shows each event
+modification and each queued message delivered once, and a CancelPartyRegistration ends the
+registration once.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+from sqlalchemy import select
 
 from certs import fingerprint
 from certs.trust import TrustStore
@@ -39,6 +50,8 @@ from oadr.signing import ReplayGuard
 from vtn import services
 from vtn.services.context import Caller, Context
 from vtn.services.oadr_poll import Due, mark_delivered, next_due
+from vtn.store.db import Tx
+from vtn.store.tables import outbox, vens
 from vtn.vens import VenRecord
 
 log = logging.getLogger("flex4grid.vtn.push")
@@ -52,6 +65,9 @@ class PushConfig:
     first_retry: timedelta = timedelta(seconds=1)
     max_retry: timedelta = timedelta(minutes=5)
     timeout: timedelta = timedelta(seconds=30)
+    # With several workers: how often a follower tries to become the one that pushes, and the
+    # leader checks it still is (vtn.wakeups).
+    leader_retry: timedelta = timedelta(seconds=3)
 
 
 class PushFailed(Exception):
@@ -86,6 +102,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+async def still_due(tx: Tx, ven_id: VenId, due: Due) -> bool:
+    """Lock the VEN's row, so whoever marks this VEN's deliveries (a poll, another pusher) takes
+    turns, and say whether `due` is still undelivered (module docstring)."""
+    await tx.connection.execute(
+        select(vens.c.ven_id).where(vens.c.ven_id == ven_id).with_for_update()
+    )
+    if due.outbox_id is not None:
+        query = select(outbox.c.delivered_at).where(outbox.c.id == due.outbox_id)
+        row = (await tx.connection.execute(query)).first()
+        return row is not None and row.delivered_at is None
+    sent = await tx.deliveries.sent(ven_id, [event.event_id for event in due.events])
+    return any(sent.get(e.event_id, -1) < e.modification_number for e in due.events)
+
+
 class Pusher:
     def __init__(
         self, context: Context, config: PushConfig, trust: TrustStore | None, rng: random.Random
@@ -111,11 +141,15 @@ class Pusher:
             self.wake(ven.ven_id)
 
     async def stop(self) -> None:
+        # Stopped before the tasks are awaited, so a wake() meanwhile starts nothing; forgotten,
+        # so a later start() (leadership regained, vtn.wakeups) begins afresh.
+        session, self._session = self._session, None  # later wake()s are ignored
         tasks = list(self._tasks.values())
+        self._tasks.clear()
+        self._woken.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        session, self._session = self._session, None  # later wake()s are ignored
         if session is not None:
             await session.close()
 
@@ -171,8 +205,15 @@ class Pusher:
         reply = await self._post(ven, due.payload)
         now = utc_now()
         async with self.context.store.transaction() as tx:
-            current = await tx.vens.get(ven_id)
-            await mark_delivered(tx, current or ven, due, now)
+            first = await still_due(tx, ven_id, due)
+            if first:
+                current = await tx.vens.get(ven_id)
+                await mark_delivered(tx, current or ven, due, now)
+        if not first:  # another pusher or a poll delivered it meanwhile: on record once only
+            log.warning(
+                "VEN %s already had this %s; not marked again", ven_id, type(due.payload).__name__
+            )
+            return True
         log.info("pushed %s to VEN %s", type(due.payload).__name__, ven_id)
         await self._handle_reply(ven, due, reply, now)
         return True

@@ -7,7 +7,8 @@ a trusted VEN certificate (463), and checks role, revocation and rotation on eve
 
 SIGTERM or SIGINT stops accepting connections, lets requests in flight finish (up to
 `shutdown_timeout`), closes the database and exits 0. `--workers N` runs N processes that
-share the port (SO_REUSEPORT) and one PostgreSQL database.
+share the port (SO_REUSEPORT) and one PostgreSQL database; wake-ups, and the choice of the one
+worker that pushes, go through PostgreSQL (vtn/wakeups.py), so any worker may stop or die.
 """
 
 from __future__ import annotations
