@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 # Packages that provide a subcommand, in the order `flex4grid --help` lists them.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("oadr.cli", "certs.cli", "vtn.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("oadr.cli", "certs.cli", "vtn.cli", "ven.cli")
 
 
 class _Registrar(Protocol):
