@@ -15,6 +15,16 @@ from typing import Protocol, cast
 # Packages that provide a subcommand, in the order `flex4grid --help` lists them.
 SUBCOMMAND_MODULES: tuple[str, ...] = ("oadr.cli", "certs.cli", "vtn.cli", "ven.cli")
 
+# The top-level commands each module registers. When the command line names one, only its
+# module is imported: a gateway running `flex4grid ven run` does not load the VTN's database
+# stack (tens of MB on a small box).
+COMMANDS_OF: dict[str, tuple[str, ...]] = {
+    "oadr.cli": ("oadr",),
+    "certs.cli": ("certs",),
+    "vtn.cli": ("vtn", "event"),
+    "ven.cli": ("ven",),
+}
+
 
 class _Registrar(Protocol):
     def __call__(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
@@ -23,13 +33,20 @@ class _Registrar(Protocol):
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _modules_for(argv: Sequence[str]) -> tuple[str, ...]:
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    chosen = tuple(m for m in SUBCOMMAND_MODULES if first in COMMANDS_OF.get(m, ()))
+    return chosen or SUBCOMMAND_MODULES  # unknown or no command: load all, for --help
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flex4grid",
         description="Flex4Grid: prosumer flexibility for distribution grids over OpenADR 2.0b.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in SUBCOMMAND_MODULES:
+    modules = SUBCOMMAND_MODULES if argv is None else _modules_for(argv)
+    for module_name in modules:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -42,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
     handler = cast(Handler, args.handler)
     return handler(args)
 
