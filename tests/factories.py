@@ -76,6 +76,7 @@ from oadr.model import (
     VenId,
     VtnId,
 )
+from ven.model import DeviceKind, DeviceState
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -471,3 +472,62 @@ PAYLOAD_FACTORIES: dict[type[Payload], Callable[[], Payload]] = {
 def make_payload(payload_type: type[Payload]) -> Payload:
     """A valid default instance of any of the 23 payload types."""
     return PAYLOAD_FACTORIES[payload_type]()
+
+
+# --- gateway devices (ven.model.DeviceState as telemetry reports them) ---------------------------
+
+
+def heat_pump(**changes: Any) -> DeviceState:
+    pump = DeviceState(
+        device_id="hp",
+        kind=DeviceKind.HEAT_PUMP,
+        power_kw=2.0,
+        at=NOW,
+        temperature_c=21.0,
+        setpoint_c=21.0,
+        own_setpoint_c=21.0,
+        max_power_kw=3.0,
+        min_setpoint_c=5.0,
+        max_setpoint_c=28.0,
+    )
+    return replace(pump, **changes)
+
+
+def ev(**changes: Any) -> DeviceState:
+    car = DeviceState(
+        device_id="ev",
+        kind=DeviceKind.EV_CHARGER,
+        power_kw=11.0,
+        at=NOW,
+        soc=0.6,
+        max_power_kw=11.0,
+        capacity_kwh=60.0,
+    )
+    return replace(car, **changes)
+
+
+def battery(**changes: Any) -> DeviceState:
+    store = DeviceState(
+        device_id="bat",
+        kind=DeviceKind.BATTERY,
+        power_kw=0.0,
+        at=NOW,
+        soc=0.8,
+        max_power_kw=5.0,
+        max_feed_in_kw=5.0,
+        capacity_kwh=10.0,
+    )
+    return replace(store, **changes)
+
+
+def pv(**changes: Any) -> DeviceState:
+    return replace(
+        DeviceState(device_id="pv", kind=DeviceKind.PV, power_kw=-2.0, at=NOW, max_feed_in_kw=5.0),
+        **changes,
+    )
+
+
+def base_load(**changes: Any) -> DeviceState:
+    return replace(
+        DeviceState(device_id="base", kind=DeviceKind.BASE_LOAD, power_kw=0.5, at=NOW), **changes
+    )

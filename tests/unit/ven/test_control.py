@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from oadr.enums import ItemKind, SignalName, SignalType
 from oadr.model import EventId, ItemBase
+from tests.factories import base_load, battery, ev, heat_pump, pv
 from ven.control import plan
 from ven.model import ActiveSignal, DeviceCommand, DeviceKind, DeviceState
 from ven.policy import Preferences
@@ -23,62 +24,6 @@ HOUR = timedelta(hours=1)
 UNTIL = NOW + HOUR
 KW = ItemBase(kind=ItemKind.POWER_REAL, description="RealPower", units="W", scale="k")
 KWH = ItemBase(kind=ItemKind.ENERGY_REAL, description="RealEnergy", units="Wh", scale="k")
-
-
-def heat_pump(**changes: Any) -> DeviceState:
-    pump = DeviceState(
-        device_id="hp",
-        kind=DeviceKind.HEAT_PUMP,
-        power_kw=2.0,
-        at=NOW,
-        temperature_c=21.0,
-        setpoint_c=21.0,
-        own_setpoint_c=21.0,
-        max_power_kw=3.0,
-        min_setpoint_c=5.0,
-        max_setpoint_c=28.0,
-    )
-    return replace(pump, **changes)
-
-
-def ev(**changes: Any) -> DeviceState:
-    car = DeviceState(
-        device_id="ev",
-        kind=DeviceKind.EV_CHARGER,
-        power_kw=11.0,
-        at=NOW,
-        soc=0.6,
-        max_power_kw=11.0,
-        capacity_kwh=60.0,
-    )
-    return replace(car, **changes)
-
-
-def battery(**changes: Any) -> DeviceState:
-    store = DeviceState(
-        device_id="bat",
-        kind=DeviceKind.BATTERY,
-        power_kw=0.0,
-        at=NOW,
-        soc=0.8,
-        max_power_kw=5.0,
-        max_feed_in_kw=5.0,
-        capacity_kwh=10.0,
-    )
-    return replace(store, **changes)
-
-
-def pv(**changes: Any) -> DeviceState:
-    return replace(
-        DeviceState(device_id="pv", kind=DeviceKind.PV, power_kw=-2.0, at=NOW, max_feed_in_kw=5.0),
-        **changes,
-    )
-
-
-def base_load(**changes: Any) -> DeviceState:
-    return replace(
-        DeviceState(device_id="base", kind=DeviceKind.BASE_LOAD, power_kw=0.5, at=NOW), **changes
-    )
 
 
 # net import now 11.5 kW; left alone (heat pump at its 3 kW rating) 12.5 kW

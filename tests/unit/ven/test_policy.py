@@ -12,7 +12,18 @@ import pytest
 
 from oadr.enums import ItemKind, OptType, SignalName, SignalType
 from oadr.model import Event, EventSignal, Target
-from tests.factories import EVENT_ID, HOUR, NOW, make_event, make_item_base, make_signal
+from tests.factories import (
+    EVENT_ID,
+    HOUR,
+    NOW,
+    base_load,
+    battery,
+    ev,
+    make_event,
+    make_item_base,
+    make_signal,
+    pv,
+)
 from ven import policy
 from ven.model import DeviceKind, DeviceState
 from ven.policy import Preferences, QuietWindow, decide
@@ -30,46 +41,6 @@ def heat_pump(**changes: Any) -> DeviceState:
         max_power_kw=3.0,
     )
     return replace(pump, **changes)
-
-
-def ev(**changes: Any) -> DeviceState:
-    car = DeviceState(
-        device_id="ev",
-        kind=DeviceKind.EV_CHARGER,
-        power_kw=11.0,
-        at=NOW,
-        soc=0.6,
-        max_power_kw=11.0,
-        capacity_kwh=60.0,
-    )
-    return replace(car, **changes)
-
-
-def battery(**changes: Any) -> DeviceState:
-    store = DeviceState(
-        device_id="bat",
-        kind=DeviceKind.BATTERY,
-        power_kw=0.0,
-        at=NOW,
-        soc=0.8,
-        max_power_kw=5.0,
-        max_feed_in_kw=5.0,
-        capacity_kwh=10.0,
-    )
-    return replace(store, **changes)
-
-
-def base_load(**changes: Any) -> DeviceState:
-    return replace(
-        DeviceState(device_id="base", kind=DeviceKind.BASE_LOAD, power_kw=0.5, at=NOW), **changes
-    )
-
-
-def pv(**changes: Any) -> DeviceState:
-    return replace(
-        DeviceState(device_id="pv", kind=DeviceKind.PV, power_kw=-2.0, at=NOW, max_feed_in_kw=5.0),
-        **changes,
-    )
 
 
 # net import now 13.5 kW; left alone (heat pump at its 3 kW rating) 14.5 kW; the devices can give
