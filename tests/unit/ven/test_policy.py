@@ -19,29 +19,15 @@ from tests.factories import (
     base_load,
     battery,
     ev,
+    heat_pump,
     make_event,
     make_item_base,
     make_signal,
     pv,
 )
 from ven import policy
-from ven.model import DeviceKind, DeviceState
+from ven.model import DeviceState
 from ven.policy import Preferences, QuietWindow, decide
-
-
-def heat_pump(**changes: Any) -> DeviceState:
-    pump = DeviceState(
-        device_id="hp",
-        kind=DeviceKind.HEAT_PUMP,
-        power_kw=2.0,
-        at=NOW,
-        temperature_c=21.0,
-        setpoint_c=21.0,
-        own_setpoint_c=21.0,
-        max_power_kw=3.0,
-    )
-    return replace(pump, **changes)
-
 
 # net import now 13.5 kW; left alone (heat pump at its 3 kW rating) 14.5 kW; the devices can give
 # battery 5 + EV 11 + heat pump 3 = 19 kW
