@@ -241,12 +241,13 @@ def make_data_report(
     report_request_id: str = "rr-1",
     values: Sequence[float] = (1.5,),
     r_id: RId = R_ID,
+    start: datetime = NOW,
     **overrides: Any,
 ) -> Report:
-    """A TELEMETRY_USAGE data report (as an UpdateReport carries it), one interval per value."""
+    """A TELEMETRY_USAGE data report (as an UpdateReport carries it), one minute per value."""
     intervals = tuple(
         ReportInterval(
-            start=NOW + i * MINUTE,
+            start=start + i * MINUTE,
             duration=MINUTE,
             payloads=(ReportPayload(r_id=r_id, value=v),),
         )
@@ -254,11 +255,11 @@ def make_data_report(
     )
     report = Report(
         report_specifier_id=REPORT_SPECIFIER_ID,
-        created=NOW,
+        created=start,
         report_request_id=ReportRequestId(report_request_id),
         report_name=ReportName.TELEMETRY_USAGE,
         intervals=intervals,
-        start=NOW,
+        start=start,
         duration=len(values) * MINUTE,
     )
     return replace(report, **overrides)

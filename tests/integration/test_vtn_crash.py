@@ -30,9 +30,6 @@ from oadr.model import (
     Poll,
     RegisteredReport,
     RegisterReport,
-    Report,
-    ReportInterval,
-    ReportPayload,
     RequestId,
     Response,
     Target,
@@ -40,7 +37,7 @@ from oadr.model import (
     UpdateReport,
     VenId,
 )
-from tests.factories import make_event, make_metadata_report
+from tests.factories import make_data_report, make_event, make_metadata_report
 from tests.integration.vtn_harness import VenClient, utc_now
 from vtn.config import VtnSettings
 from vtn.services import operator
@@ -167,17 +164,12 @@ async def test_sigkill_loses_nothing_acknowledged(
                 request_id=RequestId("up"),
                 ven_id=ven_id,
                 reports=(
-                    Report(
+                    make_data_report(
+                        request.report_request_id,
+                        values=(4.25,),
+                        r_id=r_id,
+                        start=now,
                         report_specifier_id=request.report_specifier_id,
-                        report_request_id=request.report_request_id,
-                        report_name=ReportName.TELEMETRY_USAGE,
-                        created=now,
-                        intervals=(
-                            ReportInterval(
-                                start=now, duration=timedelta(minutes=1),
-                                payloads=(ReportPayload(r_id=r_id, value=4.25),),
-                            ),
-                        ),
                     ),
                 ),
             )

@@ -25,9 +25,6 @@ from oadr.model import (
     QueryRegistration,
     RegisteredReport,
     RegisterReport,
-    Report,
-    ReportInterval,
-    ReportPayload,
     RequestEvent,
     RequestId,
     Response,
@@ -36,7 +33,7 @@ from oadr.model import (
     UpdateReport,
     VenId,
 )
-from tests.factories import make_event, make_metadata_report
+from tests.factories import make_data_report, make_event, make_metadata_report
 from tests.integration.vtn_harness import VenClient, running_vtn, utc_now
 from vtn.services import operator
 
@@ -162,19 +159,12 @@ async def test_full_pull_session(pki: DevPki, database_url: str) -> None:
                 request_id=RequestId("up-1"),
                 ven_id=ven_id,
                 reports=(
-                    Report(
-                        report_specifier_id=metadata.report_specifier_id,
-                        report_request_id=request.report_request_id,
-                        report_name=ReportName.TELEMETRY_USAGE,
-                        created=now,
-                        intervals=tuple(
-                            ReportInterval(
-                                start=now + timedelta(minutes=i),
-                                duration=timedelta(minutes=1),
-                                payloads=(ReportPayload(r_id=r_id, value=1.5 + i),),
-                            )
-                            for i in range(3)
-                        ),
+                    make_data_report(
+                        request.report_request_id,
+                        values=(1.5, 2.5, 3.5),
+                        r_id=r_id,
+                        start=now,
+                        report_specifier_id=request.report_specifier_id,
                     ),
                 ),
             )
