@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 from aiohttp import web
 
@@ -12,6 +14,7 @@ from certs.trust import TrustStore
 from oadr.signing import ReplayGuard
 from vtn import http
 from vtn.admin import routes as admin
+from vtn.admin.openapi import Route
 from vtn.config import VtnSettings
 from vtn.metrics import VtnMetrics
 from vtn.push import PushConfig, Pusher
@@ -30,6 +33,19 @@ class VtnConfig:
     trust: TrustStore | None  # None only with --insecure-http
     # HTTP push to VENs (vtn/push.py): client TLS with the VTN's identity, retry policy.
     push: PushConfig = field(default_factory=PushConfig)
+    # Parts built on the VTN (market, forecast, data service) plug in here: imports point from
+    # them to the VTN, never back.
+    extensions: tuple[Extension, ...] = ()
+
+
+class Extension(Protocol):
+    """A part that adds admin API routes (same auth, errors, OpenAPI document) and app hooks."""
+
+    @property
+    def routes(self) -> Sequence[Route]: ...
+
+    def setup(self, app: web.Application, context: Context) -> None:
+        """Add app keys, startup/cleanup hooks; called once, after the VTN's own wiring."""
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -59,7 +75,8 @@ def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Applicati
         metrics=VtnMetrics(),
     )
     http.add_routes(app)
-    admin.setup(app, context)  # /admin/v1: JSON, bearer tokens
+    # /admin/v1: JSON, bearer tokens
+    admin.setup(app, context, [r for ext in config.extensions for r in ext.routes])
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
 
@@ -86,5 +103,7 @@ def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Applicati
     async def _close(app: web.Application) -> None:
         await context.store.close()
 
-    app.on_cleanup.append(_close)
+    for extension in config.extensions:
+        extension.setup(app, context)
+    app.on_cleanup.append(_close)  # after the extensions' own cleanups
     return app

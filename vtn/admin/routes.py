@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +25,10 @@ _E = PREFIX + "/events/{event_id}"
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(DOCUMENT)
+    return web.json_response(request.app[DOCUMENT_KEY])
+
+
+DOCUMENT_KEY = web.AppKey("flex4grid.vtn.admin.openapi", dict[str, Any])
 
 
 ROUTES: tuple[Route, ...] = (
@@ -84,9 +88,18 @@ ROUTES: tuple[Route, ...] = (
 DOCUMENT = openapi.document(ROUTES, title="Flex4Grid VTN admin API", version="1")
 
 
-def setup(app: web.Application, context: Context) -> None:
-    """Add the admin API to the VTN's app: its routes, and auth + JSON errors under /admin/v1."""
+def setup(app: web.Application, context: Context, extra: Sequence[Route] = ()) -> None:
+    """Add the admin API to the VTN's app: its routes, and auth + JSON errors under /admin/v1.
+
+    `extra` are routes of the parts built on the VTN (market, forecast, ...): they sit under the
+    same prefix, authentication and error handling, and in the same OpenAPI document.
+    """
     app[ADMIN] = Admin(context=context, verifier=Verifier(context.store))
     app.middlewares.append(admin_middleware)
-    for route in ROUTES:
+    routes = (*ROUTES, *extra)
+    app[DOCUMENT_KEY] = (
+        DOCUMENT if not extra else
+        openapi.document(routes, title="Flex4Grid admin API", version="1")
+    )  # fmt: skip
+    for route in routes:
         app.router.add_route(route.method, route.path, route.handler)
