@@ -1,0 +1,1 @@
+"""Privacy-preserving metering data service: consent, anonymised access, audit."""

@@ -1,0 +1,1 @@
+"""Load forecasting and congestion detection per congestion point."""
