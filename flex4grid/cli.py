@@ -13,7 +13,17 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 # Packages that provide a subcommand, in the order `flex4grid --help` lists them.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("oadr.cli", "certs.cli", "vtn.cli", "ven.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "flex4grid.demo.cli",
+    "oadr.cli",
+    "certs.cli",
+    "vtn.cli",
+    "ven.cli",
+    "market.cli",
+    "forecast.cli",
+    "dataservice.cli",
+    "conformance.cli",
+)
 
 # The top-level commands each module registers. When the command line names one, only its
 # module is imported: a gateway running `flex4grid ven run` does not load the VTN's database
@@ -23,6 +33,11 @@ COMMANDS_OF: dict[str, tuple[str, ...]] = {
     "certs.cli": ("certs",),
     "vtn.cli": ("vtn", "event"),
     "ven.cli": ("ven",),
+    "market.cli": ("market",),
+    "forecast.cli": ("forecast",),
+    "dataservice.cli": ("data",),
+    "conformance.cli": ("conformance",),
+    "flex4grid.demo.cli": ("demo",),
 }
 
 
