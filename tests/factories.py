@@ -11,8 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from market.model import (
+    AggregatorId,
+    Bid,
+    BidId,
+    CongestionPointId,
+    FlexRequest,
+    NodeId,
+    VirtualEndNode,
+)
+from market.model import RequestId as MarketRequestId
 from oadr.enums import (
     EventStatus,
     ItemKind,
@@ -532,3 +543,50 @@ def base_load(**changes: Any) -> DeviceState:
     return replace(
         DeviceState(device_id="base", kind=DeviceKind.BASE_LOAD, power_kw=0.5, at=NOW), **changes
     )
+
+
+# --- market (issue 8): a request at congestion point cp-1, a bid and a node that fit it ---
+
+MARKET_REQUEST_ID = MarketRequestId("mreq-1")
+POINT_ID = CongestionPointId("cp-1")
+AGGREGATOR_ID = AggregatorId("agg-1")
+NODE_ID = NodeId("node-1")
+
+
+def make_flex_request(**overrides: Any) -> FlexRequest:
+    """Four 15-minute blocks of 10 kW from NOW + 2 h, cap 0.5 EUR/kWh, gate at NOW + 1 h."""
+    request = FlexRequest(
+        request_id=MARKET_REQUEST_ID,
+        point_id=POINT_ID,
+        start=NOW + 2 * HOUR,
+        isp=timedelta(minutes=15),
+        needed_kw=(Decimal(10),) * 4,
+        price_cap_eur_per_kwh=Decimal("0.5"),
+        gate_closure=NOW + HOUR,
+        created_at=NOW,
+    )
+    return replace(request, **overrides)
+
+
+def make_bid(**overrides: Any) -> Bid:
+    """A divisible bid of 5 kW in each of `make_flex_request()`'s blocks at 0.2 EUR/kWh."""
+    bid = Bid(
+        bid_id=BidId("bid-1"),
+        request_id=MARKET_REQUEST_ID,
+        node_id=NODE_ID,
+        aggregator_id=AGGREGATOR_ID,
+        offered_kw=(Decimal(5),) * 4,
+        price_eur_per_kwh=Decimal("0.2"),
+        divisible=True,
+        valid_until=NOW + 4 * HOUR,
+        submitted_at=NOW,
+    )
+    return replace(bid, **overrides)
+
+
+def make_node(**overrides: Any) -> VirtualEndNode:
+    """`make_bid()`'s node: agg-1's portfolio under cp-1."""
+    node = VirtualEndNode(
+        node_id=NODE_ID, aggregator_id=AGGREGATOR_ID, point_id=POINT_ID, name="node one"
+    )
+    return replace(node, **overrides)
