@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from aiohttp import web
@@ -18,7 +18,7 @@ from vtn.admin.openapi import Route
 from vtn.config import VtnSettings
 from vtn.metrics import VtnMetrics
 from vtn.push import PushConfig, Pusher
-from vtn.services.context import Context
+from vtn.services.context import Context, utc_now
 from vtn.store.db import Store
 from vtn.wakeups import Wakeups, for_store
 
@@ -36,6 +36,8 @@ class VtnConfig:
     # Parts built on the VTN (market, forecast, data service) plug in here: imports point from
     # them to the VTN, never back.
     extensions: tuple[Extension, ...] = ()
+    # Where every `now` comes from (aware UTC): real time, or `flex4grid demo`'s simulated clock.
+    clock: Callable[[], datetime] = utc_now
 
 
 class Extension(Protocol):
@@ -52,7 +54,7 @@ async def _metrics(request: web.Request) -> web.Response:
     edge = request.app[http.EDGE]
     async with edge.context.store.transaction() as tx:
         counts = await tx.vens.count_by_status()
-        seen = await tx.vens.count_seen_since(http.utc_now() - timedelta(minutes=5))
+        seen = await tx.vens.count_seen_since(edge.context.clock() - timedelta(minutes=5))
     return edge.metrics.render(counts, seen)
 
 
@@ -65,7 +67,9 @@ async def _healthz(request: web.Request) -> web.Response:
 
 def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Application:
     """The VTN as an aiohttp application; the caller runs it (TLS is the site's business)."""
-    context = Context(store=store or Store(config.database_url), settings=config.settings)
+    context = Context(
+        store=store or Store(config.database_url), settings=config.settings, clock=config.clock
+    )
     app = web.Application(client_max_size=config.settings.limits.max_bytes + 1024)
     app[CONTEXT] = context
     app[http.EDGE] = http.Edge(

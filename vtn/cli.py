@@ -120,6 +120,16 @@ def _serve_parser(commands: Subparsers) -> None:
         "--require-signatures", action="store_true", help="refuse unsigned OpenADR messages (463)"
     )
     p.add_argument("--workers", type=int, default=1, help="processes (above 1: PostgreSQL only)")
+    p.add_argument(
+        "--with",
+        dest="parts",
+        action="append",
+        default=[],
+        choices=[*server.EXTENSIONS, "all"],
+        help="also serve this part (repeatable): market (/admin/v1/market), forecast "
+        "(/admin/v1/forecast), data (/admin/v1/data; needs $FLEX4GRID_DATA_KEY_FILE), console "
+        "(/console/); all: every one",
+    )
     p.set_defaults(handler=_guarded("flex4grid vtn serve", _serve))  # fmt: skip
 
 
@@ -141,6 +151,9 @@ def _serve(args: argparse.Namespace) -> int:
             require_signatures=args.require_signatures,
         ),
         workers=args.workers,
+        extensions=tuple(server.EXTENSIONS)
+        if "all" in args.parts
+        else tuple(dict.fromkeys(args.parts)),
     )
     server.check(options)
     server.configure_logging()
@@ -159,6 +172,8 @@ def _token_parsers(commands: Subparsers) -> None:
     p.add_argument("--name", required=True, help="who uses it; the audit log's actor")
     p.add_argument("--role", choices=[r.value for r in tokens.TokenRole],
                    default=tokens.TokenRole.OPERATOR.value)  # fmt: skip
+    p.add_argument("--subject", metavar="AGGREGATOR_ID",
+                   help="the aggregator an `aggregator` token acts for")  # fmt: skip
     p.set_defaults(handler=_guarded("flex4grid vtn token", _token_create))
     p = sub.add_parser("list", help="tokens (never their secrets)")
     p.add_argument("--db", default=server.DEFAULT_DATABASE, metavar="URL")
@@ -189,10 +204,12 @@ def _token_create(args: argparse.Namespace) -> int:
     if not args.name.strip():
         raise CliError("--name must not be empty")
     role = tokens.TokenRole(args.role)
+    if (role is tokens.TokenRole.AGGREGATOR) != (args.subject is not None):
+        raise CliError("--subject (an aggregator id) goes with --role aggregator, and only with it")
 
     async def work(store: Store) -> str:
         return await tokens.create(
-            store, args.name, role, actor=_cli_actor(), now=datetime.now(UTC)
+            store, args.name, role, actor=_cli_actor(), now=datetime.now(UTC), subject=args.subject
         )
 
     token = asyncio.run(_with_store(args.db, work))

@@ -9,6 +9,7 @@ unknown service path (404). Anything unexpected is logged with a reference id an
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import logging
 import time
 import uuid
@@ -55,10 +56,6 @@ class Edge:
 EDGE = web.AppKey("flex4grid.vtn.edge", Edge)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _caller(request: web.Request, edge: Edge, now: datetime) -> Caller:
     """Who sent the request: its client certificate, after the trust store accepted it for a
     VEN now (role, validity, revocation, rotation). Insecure HTTP: nobody in particular."""
@@ -90,7 +87,7 @@ async def post_service(request: web.Request) -> web.Response:
         raise web.HTTPUnsupportedMediaType(text="OpenADR messages are application/xml\n")
     body = await request.read()
     started = time.perf_counter()
-    now = utc_now()
+    now = edge.context.clock()
     message: Payload | None = None
     signed = False
     try:
@@ -130,7 +127,9 @@ async def post_service(request: web.Request) -> web.Response:
     response = getattr(reply, "response", None)
     code = int(getattr(response, "code", 200))
     edge.metrics.observe(service.value, message, reply, code, time.perf_counter() - started)
-    return web.Response(body=encoded, content_type="application/xml")
+    # The Date header is the VTN's clock too: a VEN measures its clock skew from it.
+    headers = {"Date": email.utils.format_datetime(now.astimezone(UTC), usegmt=True)}
+    return web.Response(body=encoded, content_type="application/xml", headers=headers)
 
 
 async def _remember_nonce(edge: Edge, signature: VerifiedSignature, now: datetime) -> None:

@@ -36,7 +36,7 @@ import random
 import ssl
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import aiohttp
 from sqlalchemy import select
@@ -96,10 +96,6 @@ def push_url(transport_address: str, service: exchanges.Service) -> str:
     if base.endswith(prefix):  # some VENs register the full service root
         base = base[: -len(prefix)]
     return base + service.path
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def still_due(tx: Tx, ven_id: VenId, due: Due) -> bool:
@@ -199,11 +195,11 @@ class Pusher:
             ven = await tx.vens.get(ven_id)
             if ven is None or not is_push_ven(ven):
                 return False
-            due = await next_due(self.context, tx, ven, utc_now())
+            due = await next_due(self.context, tx, ven, self.context.clock())
         if due is None:
             return False
         reply = await self._post(ven, due.payload)
-        now = utc_now()
+        now = self.context.clock()
         async with self.context.store.transaction() as tx:
             first = await still_due(tx, ven_id, due)
             if first:
@@ -222,7 +218,7 @@ class Pusher:
         """POST `payload` to the VEN; its valid reply (None: an empty 200 where that is allowed)."""
         assert self._session is not None and ven.transport_address is not None
         settings = self.context.settings
-        now = utc_now()
+        now = self.context.clock()
         key = settings.signing_key if (ven.xml_signature or settings.require_signatures) else None
         body = codec.encode(
             payload, signing_key=key, now=now, nonce=uuid.uuid4().hex if key else None
@@ -244,7 +240,7 @@ class Pusher:
         try:
             received = codec.receive(
                 content,
-                now=utc_now(),
+                now=self.context.clock(),
                 replay_guard=self.replay_guard,
                 require_signature=settings.require_signatures,
                 limits=settings.limits,

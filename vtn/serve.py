@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import logging
 import multiprocessing
 import signal
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 from aiohttp import web
 
@@ -31,7 +34,7 @@ from certs.roles import Role
 from certs.tls import TLS12_CIPHERS
 from certs.trust import TrustedCa, TrustStore
 from oadr.signing import SigningKey
-from vtn.app import VtnConfig, build_app
+from vtn.app import Extension, VtnConfig, build_app
 from vtn.config import VtnSettings
 from vtn.push import PushConfig
 from vtn.store import migrate
@@ -40,6 +43,15 @@ from vtn.store.db import Store, normalize_url
 log = logging.getLogger("flex4grid.vtn")
 
 DEFAULT_DATABASE = "sqlite:///./flex4grid-vtn.db"
+
+# The parts built on the VTN that `vtn serve --with NAME` loads, named only by where their
+# factory lives: the VTN never imports them (imports point from them to the VTN).
+EXTENSIONS: dict[str, str] = {
+    "market": "flex4grid.serving:market",
+    "forecast": "flex4grid.serving:forecast",
+    "data": "flex4grid.serving:data",
+    "console": "flex4grid.serving:console",
+}
 _CLIENT_ROLES = frozenset([Role.VEN, Role.AGGREGATOR])
 
 
@@ -59,6 +71,7 @@ class ServeOptions:
     settings: VtnSettings = dataclasses.field(default_factory=VtnSettings)
     workers: int = 1
     shutdown_timeout: float = 10.0
+    extensions: tuple[str, ...] = ()  # names in EXTENSIONS
 
     @property
     def scheme(self) -> str:
@@ -198,7 +211,8 @@ def serve(options: ServeOptions, *, reuse_port: bool = False) -> None:
     async def app() -> web.Application:
         store = Store(options.database_url)
         await prepare_database(store)
-        built = build_app(prepared.config, store=store)
+        config = dataclasses.replace(prepared.config, extensions=load_extensions(options, store))
+        built = build_app(config, store=store)
         url = f"{options.scheme}://{options.host}:{options.port}"
         log.info("VTN %s serving on %s (database %s, registration %s)",
                  options.settings.vtn_id, url, store.engine.url.render_as_string(),
@@ -216,6 +230,23 @@ def serve(options: ServeOptions, *, reuse_port: bool = False) -> None:
         access_log=None,
     )
     log.info("VTN stopped")
+
+
+ExtensionFactory = Callable[[Store, ServeOptions], Extension]
+
+
+def load_extensions(options: ServeOptions, store: Store) -> tuple[Extension, ...]:
+    """Build the extensions `options.extensions` names; a factory refuses with ServeError."""
+    built: list[Extension] = []
+    for name in options.extensions:
+        if name not in EXTENSIONS:
+            raise ServeError(f"unknown part {name!r}; known: {', '.join(EXTENSIONS)}")
+        module_name, _, factory_name = EXTENSIONS[name].partition(":")
+        factory = cast(
+            ExtensionFactory, getattr(importlib.import_module(module_name), factory_name)
+        )
+        built.append(factory(store, options))
+    return tuple(built)
 
 
 def _worker(options: ServeOptions) -> None:

@@ -16,7 +16,7 @@ from certs.dev import DevPki
 from certs.files import IdentityFiles
 from oadr import codec, exchanges
 from oadr.model import Payload
-from vtn.app import CONTEXT, VtnConfig, build_app
+from vtn.app import CONTEXT, Extension, VtnConfig, build_app
 from vtn.config import VtnSettings
 from vtn.services.context import Context
 from vtn.store import migrate as migrations
@@ -72,6 +72,7 @@ async def running_vtn(
     *,
     tls: bool = True,
     migrate: bool = False,
+    extensions: tuple[Extension, ...] = (),
 ) -> AsyncIterator[RunningVtn]:
     """create_all() by default, for speed (test_migrations holds it equal to the migrations);
     `migrate=True` prepares the database the way a deployment does."""
@@ -79,6 +80,7 @@ async def running_vtn(
         settings=settings or VtnSettings(),
         database_url=database_url,
         trust=pki.trust_store() if tls else None,
+        extensions=extensions,
     )
     app = build_app(config)
     if migrate:

@@ -32,12 +32,13 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _context(request: web.Request) -> Context:
     return request.app[ADMIN].context
+
+
+def _now(request: web.Request) -> datetime:
+    """The VTN's clock (`Context.clock`), so the admin API and OpenADR agree on what is now."""
+    return _context(request).clock()
 
 
 def _actor(request: web.Request) -> str:
@@ -145,21 +146,23 @@ async def get_ven(request: web.Request) -> web.Response:
 
 async def approve_ven(request: web.Request) -> web.Response:
     record = await operator.approve_ven(
-        _context(request), request.match_info["ven_id"], actor=_actor(request), now=utc_now()
+        _context(request), request.match_info["ven_id"], actor=_actor(request), now=_now(request)
     )
     return _reply(record)
 
 
 async def reject_ven(request: web.Request) -> web.Response:
     record = await operator.reject_ven(
-        _context(request), request.match_info["ven_id"], actor=_actor(request), now=utc_now()
+        _context(request), request.match_info["ven_id"], actor=_actor(request), now=_now(request)
     )
     return _reply(record)
 
 
 async def deregister_ven(request: web.Request) -> web.Response:
     ven_id = request.match_info["ven_id"]
-    await operator.deregister_ven(_context(request), ven_id, actor=_actor(request), now=utc_now())
+    await operator.deregister_ven(
+        _context(request), ven_id, actor=_actor(request), now=_now(request)
+    )
     detail = f"oadrCancelPartyRegistration queued for {ven_id}"
     return _reply(schemas.Done(detail=detail), status=202)
 
@@ -167,7 +170,7 @@ async def deregister_ven(request: web.Request) -> web.Response:
 async def reregister_ven(request: web.Request) -> web.Response:
     ven_id = request.match_info["ven_id"]
     await operator.request_reregistration(
-        _context(request), ven_id, actor=_actor(request), now=utc_now()
+        _context(request), ven_id, actor=_actor(request), now=_now(request)
     )
     detail = f"oadrRequestReregistration queued for {ven_id}"
     return _reply(schemas.Done(detail=detail), status=202)
@@ -180,14 +183,14 @@ async def set_groups(request: web.Request) -> web.Response:
         request.match_info["ven_id"],
         body.groups,
         actor=_actor(request),
-        now=utc_now(),
+        now=_now(request),
     )
     return _reply(record)
 
 
 async def provision(request: web.Request) -> web.Response:
     body = await _body(request, schemas.ProvisionBody)
-    now = utc_now()
+    now = _now(request)
     provisioned = Provisioned(
         fingerprint=body.fingerprint,
         created_at=now,
@@ -209,7 +212,7 @@ async def provision(request: web.Request) -> web.Response:
 async def create_event(request: web.Request) -> web.Response:
     body = await _body(request, schemas.EventCreate)
     context = _context(request)
-    now = utc_now()
+    now = _now(request)
     if body.event_id is not None:
         async with context.store.transaction() as tx:
             if await tx.events.get(body.event_id) is not None:
@@ -225,7 +228,7 @@ async def list_events(request: web.Request) -> web.Response:
     state = request.query.get("status", "all")
     if state not in ("all", "active", "pending"):
         raise ApiError(400, "status must be one of all, active, pending")
-    now = utc_now()
+    now = _now(request)
     async with _context(request).store.transaction() as tx:
         found = await tx.events.listing(now=now, state=state, offset=offset, limit=limit + 1)
     return web.json_response(_page([event_rules.refresh(e, now) for e in found], offset, limit))
@@ -240,7 +243,7 @@ async def _event(tx: Tx, event_id: str) -> Event:
 
 async def get_event(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
-    now = utc_now()
+    now = _now(request)
     async with _context(request).store.transaction() as tx:
         event = event_rules.refresh(await _event(tx, event_id), now)
         sent = {d.ven_id: d for d in await tx.deliveries.for_event(event_id)}
@@ -278,7 +281,7 @@ async def modify_event(request: web.Request) -> web.Response:
         context,
         event_id,
         actor=_actor(request),
-        now=utc_now(),
+        now=_now(request),
         **schemas.changes(current, patch),
     )
     return _reply(modified)
@@ -286,7 +289,7 @@ async def modify_event(request: web.Request) -> web.Response:
 
 async def cancel_event(request: web.Request) -> web.Response:
     cancelled = await operator.cancel_event(
-        _context(request), request.match_info["event_id"], actor=_actor(request), now=utc_now()
+        _context(request), request.match_info["event_id"], actor=_actor(request), now=_now(request)
     )
     return _reply(cancelled)
 
@@ -319,7 +322,7 @@ async def request_report(request: web.Request) -> web.Response:
         registered = await tx.reports.registered(ven_id)
     wanted = schemas.report_request(body, registered, context.new_id())
     made = await operator.request_report(
-        context, ven_id, wanted, actor=_actor(request), now=utc_now()
+        context, ven_id, wanted, actor=_actor(request), now=_now(request)
     )
     return _reply(made, status=201)
 
@@ -328,7 +331,7 @@ async def cancel_report_request(request: web.Request) -> web.Response:
     ven_id = request.match_info["ven_id"]
     request_id = request.match_info["report_request_id"]
     await operator.cancel_report(
-        _context(request), ven_id, request_id, actor=_actor(request), now=utc_now()
+        _context(request), ven_id, request_id, actor=_actor(request), now=_now(request)
     )
     detail = f"oadrCancelReport {request_id} queued for {ven_id}"
     return _reply(schemas.Done(detail=detail), status=202)

@@ -1,9 +1,10 @@
 """Bearer-token authentication and JSON errors for everything under /admin/v1/.
 
 Every refusal is `{"error": ..., "code": ...}`: 400 bad input (with pydantic's detail), 401 no
-or invalid token, 403 a viewer writing, 404 unknown thing or path, 409 conflict, 422 an OpenADR
-rule refused (`code` is its response code, e.g. 454). Anything unexpected is logged with a
-reference id and answered 500 with that id. Other paths (the OpenADR edge) pass untouched.
+or invalid token, 403 a viewer writing (or an aggregator's token off /admin/v1/market/), 404
+unknown thing or path, 409 conflict, 422 an OpenADR rule refused (`code` is its response code,
+e.g. 454). Anything unexpected is logged with a reference id and answered 500 with that id.
+Other paths (the OpenADR edge) pass untouched.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from vtn.store.audit import TokenRecord
 log = logging.getLogger("flex4grid.vtn.admin")
 
 PREFIX = "/admin/v1"
+# The only routes an aggregator token may call (the market's handlers check what it owns).
+AGGREGATOR_PREFIX = f"{PREFIX}/market/"
 PUBLIC_PATHS = frozenset({f"{PREFIX}/openapi.json"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -34,6 +37,15 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Admin:
     context: Context
     verifier: Verifier
+    # (method, path) of routes marked `public`: no admin token; they authenticate their callers
+    # themselves (the data service's recipients and prosumers) or need none (openapi.json).
+    public: frozenset[tuple[str, str]] = frozenset()
+
+
+def _public(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    canonical = request.path if resource is None else resource.canonical
+    return request.path in PUBLIC_PATHS or (request.method, canonical) in request.app[ADMIN].public
 
 
 ADMIN = web.AppKey("flex4grid.vtn.admin", Admin)
@@ -74,12 +86,17 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
     if request.path != PREFIX and not request.path.startswith(PREFIX + "/"):
         return await handler(request)
     try:
-        if request.path not in PUBLIC_PATHS:
+        if not _public(request):
             try:
                 token = await request.app[ADMIN].verifier.authenticate(_bearer(request))
             except TokenError as err:
                 return error_response(401, f"not authenticated: {err}")
-            if token.role != TokenRole.OPERATOR and request.method not in READ_METHODS:
+            if token.role == TokenRole.AGGREGATOR:
+                if not request.path.startswith(AGGREGATOR_PREFIX):
+                    return error_response(
+                        403, f"token {token.name!r} is an aggregator's: market routes only"
+                    )
+            elif token.role != TokenRole.OPERATOR and request.method not in READ_METHODS:
                 return error_response(403, f"token {token.name!r} is a viewer: read-only")
             request[TOKEN] = token
         return await handler(request)

@@ -94,9 +94,10 @@ def setup(app: web.Application, context: Context, extra: Sequence[Route] = ()) -
     `extra` are routes of the parts built on the VTN (market, forecast, ...): they sit under the
     same prefix, authentication and error handling, and in the same OpenAPI document.
     """
-    app[ADMIN] = Admin(context=context, verifier=Verifier(context.store))
-    app.middlewares.append(admin_middleware)
     routes = (*ROUTES, *extra)
+    public = frozenset((r.method, r.path) for r in routes if r.public)
+    app[ADMIN] = Admin(context=context, verifier=Verifier(context.store), public=public)
+    app.middlewares.append(admin_middleware)
     app[DOCUMENT_KEY] = (
         DOCUMENT if not extra else
         openapi.document(routes, title="Flex4Grid admin API", version="1")

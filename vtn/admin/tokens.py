@@ -24,6 +24,9 @@ from vtn.store.db import Store
 class TokenRole(StrEnum):
     OPERATOR = "operator"  # reads and changes everything
     VIEWER = "viewer"  # reads only
+    # Acts for the aggregator named by the token's subject, on /admin/v1/market/ only; the
+    # market's handlers let it see and change only that aggregator's own things.
+    AGGREGATOR = "aggregator"
 
 
 class TokenError(Exception):
@@ -68,7 +71,7 @@ class NewToken:
     token: str  # `<token_id>.<secret>`: printed once, never stored
 
 
-def new_token(name: str, role: TokenRole, now: datetime) -> NewToken:
+def new_token(name: str, role: TokenRole, now: datetime, subject: str | None = None) -> NewToken:
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     record = TokenRecord(
@@ -78,6 +81,7 @@ def new_token(name: str, role: TokenRole, now: datetime) -> NewToken:
         secret_hash=hash_secret(secret, secrets.token_bytes(16)),
         created_at=now,
         revoked_at=None,
+        subject=subject,
     )
     return NewToken(record=record, token=f"{token_id}.{secret}")
 
@@ -92,9 +96,22 @@ def split(token: str) -> tuple[str, str]:
 # --- store operations (the CLI makes and revokes tokens; the API checks them) ---------------------
 
 
-async def create(store: Store, name: str, role: TokenRole, *, actor: str, now: datetime) -> str:
-    """A new token, audited; returns the token text (the only time it exists in the clear)."""
-    made = new_token(name, role, now)
+async def create(
+    store: Store,
+    name: str,
+    role: TokenRole,
+    *,
+    actor: str,
+    now: datetime,
+    subject: str | None = None,
+) -> str:
+    """A new token, audited; returns the token text (the only time it exists in the clear).
+
+    An aggregator token needs its `subject` (the aggregator id); other roles have none.
+    """
+    if (role is TokenRole.AGGREGATOR) != (subject is not None):
+        raise ValueError("an aggregator token needs a subject (the aggregator id); others none")
+    made = new_token(name, role, now, subject)
     async with store.transaction() as tx:
         await tx.tokens.add(made.record)
         await tx.audit.add(
@@ -103,7 +120,8 @@ async def create(store: Store, name: str, role: TokenRole, *, actor: str, now: d
                 actor=actor,
                 action="token.create",
                 subject=made.record.token_id,
-                detail={"name": name, "role": role.value},
+                detail={"name": name, "role": role.value}
+                | ({} if subject is None else {"subject": subject}),
             )
         )
     return made.token

@@ -1,11 +1,12 @@
-"""What every service needs: the store, the settings, id generation, wake-ups; and the caller."""
+"""What every service needs: the store, the settings, id generation, wake-ups, the clock; and the
+caller."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from oadr.errors import NotRegistered
@@ -17,6 +18,10 @@ from vtn.vens import VenRecord, authorize
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,9 @@ class Context:
     new_id: Callable[[], str] = new_id
     # Called after commit with a venID that has something new to deliver (push, long waits).
     notify: Callable[[VenId], None] = field(default=lambda ven_id: None)
+    # The VTN's one clock (aware UTC): every `now` the edges hand the services comes from here.
+    # Real time in a deployment; a simulated clock in `flex4grid demo`.
+    clock: Callable[[], datetime] = utc_now
 
 
 async def authorized_ven(tx: Tx, ven_id: VenId | None, caller: Caller) -> VenRecord:

@@ -20,6 +20,7 @@ class TokenRecord:
     secret_hash: str
     created_at: datetime
     revoked_at: datetime | None
+    subject: str | None = None  # whom the token acts for (an aggregator's id); None: the DSO
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class Tokens:
                 secret_hash=token.secret_hash,
                 created_at=token.created_at,
                 revoked_at=token.revoked_at,
+                subject=token.subject,
             )
         )
 

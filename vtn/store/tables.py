@@ -210,6 +210,8 @@ admin_tokens = Table(
     Column("secret_hash", String(128), nullable=False),
     Column("created_at", TIME, nullable=False),
     Column("revoked_at", TIME),
+    # Whose token it is, for roles that act for someone: an aggregator's id (migration 0003).
+    Column("subject", ID),
 )
 
 audit_log = Table(
