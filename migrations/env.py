@@ -15,6 +15,10 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import console.tables  # noqa: F401  (the web console's tables, likewise)
+import dataservice.store.tables  # noqa: F401  (the data service's tables, likewise)
+import forecast.tables  # noqa: F401  (the forecast's tables, likewise)
+import market.store.tables  # noqa: F401  (puts the market's tables on the VTN's metadata)
 from vtn.store import migrate
 from vtn.store.db import normalize_url
 

@@ -1,0 +1,1 @@
+"""The aggregator (issue 9): a VEN per virtual end node upstream, a VTN for its prosumers."""
