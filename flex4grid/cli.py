@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "forecast.cli",
     "dataservice.cli",
     "conformance.cli",
+    "console.cli",
 )
 
 # The top-level commands each module registers. When the command line names one, only its
@@ -37,6 +38,7 @@ COMMANDS_OF: dict[str, tuple[str, ...]] = {
     "forecast.cli": ("forecast",),
     "dataservice.cli": ("data",),
     "conformance.cli": ("conformance",),
+    "console.cli": ("console",),
     "flex4grid.demo.cli": ("demo",),
 }
 
