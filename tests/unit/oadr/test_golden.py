@@ -67,13 +67,14 @@ def test_our_golden_message_is_byte_stable(path: Path) -> None:
     assert codec.encode(codec.decode(data)) == data
 
 
-# --- the README's main job ------------------------------------------------------------------------
+# --- the README's `flex4grid oadr check` example ------------------------------------------------
 
 
 def _main_job_file() -> str:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"`flex4grid oadr check (\S+\.xml)`", readme)
-    assert found is not None, "README.md no longer names the file its main job checks"
+    section = readme.partition("### `flex4grid oadr check FILE.xml`")[2]
+    found = re.search(r"`(tests/fixtures/xml/\S+\.xml)`", section)
+    assert found is not None, "README.md no longer names the file its `oadr check` example checks"
     return found.group(1)
 
 

@@ -1,0 +1,118 @@
+"""`flex4grid demo` end to end, small and fast: the real CLI in a subprocess, the real VTN and VEN
+gateways over mutual TLS on 127.0.0.1, a simulated day in about half a minute.
+
+What a user cares about: every VEN registered, every VEN that opted in acknowledged the event,
+the feeder's peak in the event window came down, the plots were written; and Ctrl-C stops the
+whole pilot cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HOUSEHOLDS = 10
+SPEED = 3000.0  # a simulated day in 29 s
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def demo(*args: str, keep: Path, out: Path) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "flex4grid.cli", "demo", "--households", str(HOUSEHOLDS)]
+    command += ["--feeders", "1", "--speed", str(SPEED), "--seed", "7", "--day", "2026-11-27"]
+    command += ["--keep", str(keep), "--out", str(out), *args]
+    env = os.environ | {"PYTHONWARNINGS": "error"}
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str, dict[str, Any]]:
+    base = tmp_path_factory.mktemp("demo")
+    keep, out = base / "keep", base / "out"
+    process = demo(keep=keep, out=out)
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr
+    return keep, out, stdout, json.loads((out / "summary.json").read_text())
+
+
+def test_every_ven_registers_at_the_vtn(finished: tuple[Path, Path, str, dict[str, Any]]) -> None:
+    keep, _, _, summary = finished
+    assert summary["registered"] == HOUSEHOLDS
+    with sqlite3.connect(keep / "vtn.db") as db:  # the VTN's own record, kept by --keep
+        (registered,) = db.execute(
+            "SELECT count(*) FROM vens WHERE registration_id IS NOT NULL"
+            " AND xml_signature AND NOT http_pull_model"  # signed, by HTTP push
+        ).fetchone()
+    assert registered == HOUSEHOLDS
+
+
+def test_everyone_who_opted_in_acknowledged_the_event(
+    finished: tuple[Path, Path, str, dict[str, Any]],
+) -> None:
+    _, _, _, summary = finished
+    answers = summary["answers"]
+    assert len(answers) == HOUSEHOLDS  # the feeder's every VEN was targeted
+    assert all(a["opted_in"] is not None for a in answers), "every VEN answered"
+    opted_in = [a for a in answers if a["opted_in"]]
+    assert opted_in, "some households take part"
+    assert all(a["latency_s"] is not None and a["latency_s"] < 30 for a in opted_in)
+    # Who opted out says why (the household policy's rule), and the rate adds up.
+    outs = [a for a in answers if not a["opted_in"]]
+    assert all(a["reason"] for a in outs)
+    assert summary["opt_out_rate"] == pytest.approx(len(outs) / len(answers))
+
+
+def test_the_feeder_peak_in_the_event_window_comes_down(
+    finished: tuple[Path, Path, str, dict[str, Any]],
+) -> None:
+    _, _, stdout, summary = finished
+    (feeder,) = summary["feeders"]
+    assert feeder["window"] is not None, "the forecast overloads the feeder"
+    without, with_flex = (
+        feeder["peak_in_window_without_flex_kw"],
+        feeder["peak_in_window_with_flex_kw"],
+    )
+    assert without > feeder["capacity_kw"]
+    assert 0 < with_flex < without
+    assert feeder["shifted_kwh"] > 0
+    # The measured load is telemetry the VTN stored, and before the event it tracks the forecast.
+    assert feeder["coverage"] > 0.9
+    assert feeder["tracking_error_kw"] < 0.1 * feeder["capacity_kw"]
+    assert re.search(r"peak in window, with flex\s+[\d.]+ kW \(-[\d.]+ %\)", stdout)
+
+
+def test_the_plots_are_written(finished: tuple[Path, Path, str, dict[str, Any]]) -> None:
+    _, out, stdout, _ = finished
+    png, html = out / "feeder-load.png", out / "feeder-load.html"
+    assert png.read_bytes().startswith(b"\x89PNG")
+    page = html.read_text()
+    assert "plotly" in page and "without flexibility" in page
+    assert len(page) > 1_000_000, "plotly.js is inlined, so the page works offline"
+    assert f"plot: {png.resolve()}" in stdout and f"plot: {html.resolve()}" in stdout
+
+
+def test_ctrl_c_stops_every_ven_and_the_vtn(tmp_path: Path) -> None:
+    process = demo(keep=tmp_path / "keep", out=tmp_path / "out")
+    assert process.stderr is not None
+    deadline = time.monotonic() + 120
+    for line in process.stderr:  # wait until the day runs: VENs registered, VTN serving
+        if f"VENs online {HOUSEHOLDS}/{HOUSEHOLDS}" in line or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=30)
+    assert process.returncode == 130, rest
+    assert "Traceback" not in rest
+    assert "stopped; every VEN and the VTN shut down" in rest
+    assert not (tmp_path / "out" / "feeder-load.png").exists()
