@@ -1,0 +1,1 @@
+"""Other implementations run as conformance peers (OpenLEADR's VTN)."""
