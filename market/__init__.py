@@ -1,1 +1,2 @@
-"""Reserved for the market package (see README: Layout); nothing here yet."""
+"""The local flexibility market: congestion points, aggregators and their virtual end nodes, flex
+requests, bids, clearing, dispatch as OpenADR events, measurement and settlement (USEF/UFTP terms)."""
