@@ -6,10 +6,18 @@ requests: 1-minute readings every 5 minutes), first idle for `--seconds`, then f
 with a SIMPLE event in force. RSS comes from psutil when installed, else /proc/<pid>/status
 (VmRSS); CPU time from /proc/<pid>/stat (utime + stime). A bare asyncio process sleeping in the
 same run gives the interpreter's own baseline. Targets (issue 6): under 60 MB RSS, under 1 % of
-one core while idle. Each entry point is measured: `python -m flex4grid.cli ven run` (loads every
-package's CLI, the VTN's SQLAlchemy too) and `python -m ven.cli run` (the VEN's alone).
+one core while idle. Each entry point is measured: `python -m flex4grid.cli ven run` and
+`python -m ven.cli run` (both load only the VEN's CLI). `--breakdown` adds the VEN process's
+largest memory mappings (/proc/<pid>/smaps) at the end of the idle phase.
 
-    .venv/bin/python -m benchmarks.ven_footprint --seconds 60
+What it measured (2 cores, Python 3.11): 70.5 MB before, with pydantic (store, MQTT JSON) and
+aiohttp's client on the gateway's path; 49.8 MB after `ven.jsonform` and `ven.http1` replaced
+them (idle CPU 0.10 % both); 50.8 MB at most over 11 minutes with UpdateReports flowing
+(`--seconds 330`). Of the rest: ~20 MB is the interpreter with asyncio and ssl, ~10 MB
+`cryptography` (certificate checks, XML signatures), ~3 MB the compiled 2.0b XSDs.
+MALLOC_ARENA_MAX=2 changes nothing measurable: one SQLite worker thread allocates little.
+
+    .venv/bin/python -m benchmarks.ven_footprint --seconds 60 [--breakdown]
 """
 
 from __future__ import annotations
@@ -75,6 +83,20 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / _TICKS
+
+
+def largest_mappings(pid: int, count: int = 8) -> list[tuple[str, float]]:
+    """The mappings holding the most resident memory (MB): shared libraries by path, the
+    Python heap as [heap] and [anon]."""
+    sizes: dict[str, float] = {}
+    name = "[anon]"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and not fields[0].endswith(":"):  # a mapping's header line
+            name = fields[5] if len(fields) > 5 else "[anon]"
+        elif fields and fields[0] == "Rss:":
+            sizes[name] = sizes.get(name, 0.0) + int(fields[1]) / 1024
+    return sorted(sizes.items(), key=lambda item: -item[1])[:count]
 
 
 @dataclass(frozen=True)
@@ -168,7 +190,9 @@ async def baseline(seconds: float) -> Sample:
         await process.wait()
 
 
-async def run(seconds: float, poll_interval_s: float, entry: str) -> list[Sample]:
+async def run(
+    seconds: float, poll_interval_s: float, entry: str, breakdown: bool = False
+) -> list[Sample]:
     with tempfile.TemporaryDirectory(prefix="ven-footprint-") as tmp:
         directory = Path(tmp)
         pki = make_dev_pki(directory / "pki")
@@ -193,6 +217,10 @@ async def run(seconds: float, poll_interval_s: float, entry: str) -> list[Sample
             ven_id = await registered(state_dir)
             await asyncio.sleep(3)  # registration, metadata and report requests settle
             idle = await measure(f"{entry}: idle (polling)", process.pid, seconds)
+            if breakdown:
+                print(f"{entry}: largest mappings after the idle phase:", file=sys.stderr)
+                for name, size_mb in largest_mappings(process.pid):
+                    print(f"  {size_mb:6.1f} MB  {name}", file=sys.stderr)
             event = event_for(ven_id, timedelta(seconds=seconds + 60))
             await operator.create_event(
                 app[CONTEXT], event, actor="benchmark", now=datetime.now(UTC)
@@ -246,12 +274,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         help="entry point(s) to measure (default: both)",
     )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="the VEN's largest memory mappings (stderr)"
+    )
     args = parser.parse_args(argv)
 
     async def everything() -> list[Sample]:
         samples: list[Sample] = []
         for entry in args.entry or list(ENTRY_POINTS):
-            samples += await run(args.seconds, args.poll_interval, entry)
+            samples += await run(args.seconds, args.poll_interval, entry, args.breakdown)
         return [*samples, await baseline(args.seconds)]
 
     samples = asyncio.run(everything())

@@ -23,11 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from certs.files import CertsError
 from oadr.model import Event, EventId
-from ven import schedule
+from ven import jsonform, schedule
 from ven.gateway import (
     STORE_FILE,
     ConfigError,
@@ -55,8 +53,9 @@ def register(subparsers: Subparsers) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m ven.cli run|status|opt-out ...`: the same commands as `flex4grid ven`, without
-    loading every other package's CLI (the VTN's SQLAlchemy among them): on a small gateway
-    that is ~35 MB of resident memory less (benchmarks/ven_footprint.py)."""
+    loading any other package's CLI. `flex4grid ven ...` loads only this one too
+    (flex4grid.cli.COMMANDS_OF), so both start the same small process; benchmarks/ven_footprint.py
+    measures each."""
     parser = argparse.ArgumentParser(prog="flex4grid ven", description="the gateway's VEN")
     commands = parser.add_subparsers(dest="ven_command", metavar="VEN_COMMAND", required=True)
     _add_commands(commands)
@@ -157,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Any) -> None:
-    from ven.gateway import build_gateway  # needs the running loop (aiohttp session)
+    from ven.gateway import build_gateway  # built inside the loop that drives it
 
     runner = build_gateway(config)
     await runner.run(handle_signals=True)
@@ -213,7 +212,7 @@ def _status(args: argparse.Namespace) -> int:
     commands = latest_commands(journal)
     decisions = [e for e in journal if e.kind in ("decision", "manual-opt-out")][:10]
     if args.json:
-        body = TypeAdapter(SessionStatus).dump_python(status, mode="json")
+        body = jsonform.dump(status)
         body["commands"] = {d: e.detail.get("commands") for d, e in commands.items()}
         body["decisions"] = [
             {"at": e.at.isoformat(), "text": e.text, **e.detail} for e in decisions

@@ -78,6 +78,10 @@ class GatewayConfig:
     preferences: Preferences = field(default_factory=Preferences)
     devices: tuple[ResourceSpec, ...] = ()
     retry: Retry = field(default_factory=Retry)
+    # How far a signed message's timestamp may be from our clock; None: the defaults (5 min for
+    # the VTN's replies, 5 s for its pushes). A simulated clock running N times faster needs N
+    # times the window for the same tolerance in real time (`flex4grid demo`).
+    replay_window: timedelta | None = None
 
     @property
     def store_path(self) -> Path:
@@ -268,11 +272,18 @@ def _resources(config: GatewayConfig, home: Household | None) -> tuple[ResourceS
 
 
 def build_gateway(
-    config: GatewayConfig, *, clock: Clock = utc_now, clock_speed: float = 1.0
+    config: GatewayConfig,
+    *,
+    clock: Clock = utc_now,
+    clock_speed: float = 1.0,
+    home: Household | None = None,
 ) -> Runner:
-    """Store, session, VTN client, home bus and policy for `config`, in one Runner."""
-    home = None
-    if config.simulate is not None:
+    """Store, session, VTN client, home bus and policy for `config`, in one Runner.
+
+    `home` is a simulated household built by the caller (the demo's, with its own profiles);
+    otherwise `config.simulate` names a profile, or the devices are reached over MQTT.
+    """
+    if home is None and config.simulate is not None:
         home = PROFILES[config.simulate](clock(), household.synthetic_source())
     resources = _resources(config, home)
     companions = []
@@ -287,7 +298,10 @@ def build_gateway(
     else:
         if home is None:
             raise ConfigError("devices need a home bus: give --mqtt URL (or --simulate PROFILE)")
-        bus = InProcessBus(home, clock=clock)
+        # Stepped at least as often as it is sampled, in real time: on a fast simulated clock
+        # a 1 s step would be many sample periods of stale telemetry.
+        interval = min(timedelta(seconds=1), config.sample_period / clock_speed)
+        bus = InProcessBus(home, clock=clock, interval=interval)
 
     push = None
     transport_address = None
@@ -296,6 +310,8 @@ def build_gateway(
         server = _tls(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), config)
         server.verify_mode = ssl.CERT_REQUIRED
         push = PushEndpoint(config.push_host, config.push_port, server, push_trust(config.ca_file))
+        if config.replay_window is not None:
+            push = dataclasses.replace(push, replay_window=config.replay_window)
         transport_address = f"https://{config.push_host}:{config.push_port}"
 
     session_config = SessionConfig(
@@ -312,6 +328,7 @@ def build_gateway(
         client_tls(config),
         signing_key=signing_key(config),
         vtn_fingerprint=config.vtn_fingerprint,
+        **({} if config.replay_window is None else {"replay_window": config.replay_window}),
     )
     store: GatewayStore[SessionState] = GatewayStore(config.store_path, SessionState)
     session = Session(session_config, HouseholdPolicy(config.preferences, bus), store.load())

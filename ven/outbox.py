@@ -2,7 +2,7 @@
 
 The outbox is part of the persisted session state. A bare union of payload dataclasses does not
 reload reliably from JSON (oadrPoll and oadrRequestReregistration both hold just a venID), so
-each queued payload sits in a wrapper whose `kind` literal names its type; pydantic (or any
+each queued payload sits in a wrapper whose `kind` literal names its type; `ven.jsonform` (or any
 loader) then picks the one right member.
 """
 

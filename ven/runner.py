@@ -27,13 +27,12 @@ import signal
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from certs.trust import TrustStore
 from oadr import exchanges
 from oadr.model import EventId, Payload, RequestReregistration, ResourceStatus, Response
+from oadr.signing import DEFAULT_WINDOW
 from ven import control
 from ven.han.bus import HomeBus
 from ven.model import ActiveSignal, DeviceCommand, DeviceState
@@ -42,6 +41,9 @@ from ven.reporting import ResourceSpec, power_rid, status_rid
 from ven.session import ApplySignals, DecisionMade, Phase, Session, SessionState
 from ven.store import GatewayStore
 from ven.transport import TransportError, VtnClient, push_app
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("flex4grid.ven")
 
@@ -63,6 +65,8 @@ class PushEndpoint:
     port: int
     ssl_context: Any  # ssl.SSLContext | None (None: plain HTTP, tests of the loop only)
     trust: TrustStore | None
+    # How far a signed push's timestamp may be from our clock (wider on a fast simulated clock).
+    replay_window: timedelta = DEFAULT_WINDOW
 
 
 @dataclass(slots=True)
@@ -356,7 +360,15 @@ class Runner:
     async def _serve_push(self) -> web.AppRunner | None:
         if self._push is None:
             return None
-        app = push_app(self._on_push, self._push.trust, clock=self._clock)
+        from aiohttp import web  # the server half of aiohttp (~2 MB) only when push is served
+
+        app = push_app(
+            self._on_push,
+            self._push.trust,
+            clock=self._clock,
+            replay_window=self._push.replay_window,
+            signing_key=self._client.signing_key,
+        )
         site_runner = web.AppRunner(app, access_log=None)
         await site_runner.setup()
         site = web.TCPSite(

@@ -1,7 +1,7 @@
 """The VEN session's values: its configuration, its persisted state, its actions and status.
 
-Everything here is a frozen value; `SessionState` is what the runner saves (JSON through a
-pydantic TypeAdapter: dataclasses of `oadr.model` values, tuples, enums, datetimes).
+Everything here is a frozen value; `SessionState` is what the runner saves (JSON through
+`ven.jsonform`: dataclasses of `oadr.model` values, tuples, enums, datetimes).
 `ven.session` re-exports all of it; the state machine itself lives there.
 """
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pydantic import TypeAdapter
+from ven import jsonform
 
 _S = TypeVar("_S")
 
@@ -50,17 +50,19 @@ class JournalEntry:
 
 
 class GatewayStore(Generic[_S]):
-    """State of type `_S` (any pydantic-serializable value) plus an append-only journal."""
+    """State of type `_S` (a frozen dataclass `ven.jsonform` can write) plus an append-only
+    journal."""
 
     def __init__(self, path: Path, state_type: type[_S]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._adapter: TypeAdapter[_S] = TypeAdapter(state_type)
+        self._state_type = state_type
         self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=FULL")
         self._connection.executescript(_SCHEMA)
         self._last_saved: bytes | None = None
+        self._last_state: _S | None = None  # the value saved last (or loaded)
 
     def close(self) -> None:
         self._connection.close()
@@ -80,12 +82,16 @@ class GatewayStore(Generic[_S]):
         if row is None:
             return None
         self._last_saved = row[0].encode()
-        return self._adapter.validate_json(row[0])
+        self._last_state = jsonform.loads(row[0], self._state_type)
+        return self._last_state
 
     def save(self, state: _S, now: datetime) -> bool:
         """Make `state` durable; False (and no write) when it equals the last saved state."""
-        body = self._adapter.dump_json(state)
+        if state is self._last_state:  # frozen: the very value saved last is unchanged
+            return False
+        body = jsonform.dumps(state)
         if body == self._last_saved:
+            self._last_state = state
             return False
         with self._transaction() as connection:
             connection.execute(
@@ -93,7 +99,7 @@ class GatewayStore(Generic[_S]):
                 "ON CONFLICT (id) DO UPDATE SET saved_at = excluded.saved_at, body = excluded.body",
                 (now.isoformat(), body.decode()),
             )
-        self._last_saved = body
+        self._last_saved, self._last_state = body, state
         return True
 
     def journal(self, at: datetime, kind: str, text: str, **detail: Any) -> None:

@@ -9,18 +9,15 @@ session can measure clock skew.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import aiohttp
-from aiohttp import web
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from certs import fingerprint
 from certs.roles import Role
@@ -28,7 +25,11 @@ from certs.trust import TrustStore
 from oadr import codec, exchanges
 from oadr.errors import NotRegistered, OadrError
 from oadr.model import Payload, Response, VtnId
-from oadr.signing import ReplayGuard, SigningKey
+from oadr.signing import DEFAULT_WINDOW, ReplayGuard, SigningKey
+from ven.http1 import HttpClient, HttpError, PinMismatch
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("flex4grid.ven")
 
@@ -51,8 +52,8 @@ def base_url(vtn_url: str) -> str:
     return url[: -len(OADR_BASE)] if url.endswith(OADR_BASE) else url
 
 
-def _vtn_time(headers: object) -> datetime | None:
-    value = getattr(headers, "get", lambda _key: None)("Date")
+def _vtn_time(headers: Mapping[str, str]) -> datetime | None:
+    value = headers.get("date")
     if not value:
         return None
     try:
@@ -61,28 +62,16 @@ def _vtn_time(headers: object) -> datetime | None:
         return None
 
 
-class PinMismatch(aiohttp.ClientConnectionError):
-    """The VTN's certificate is not the one whose fingerprint the VEN was given."""
-
-
-class _PinnedConnector(aiohttp.TCPConnector):
+def _pinned(vtn_fingerprint: str) -> Callable[[bytes | None], None]:
     """Checks the VTN's OpenADR fingerprint right after each TLS handshake, before a byte of
     the request is sent (OpenADR deployments exchange the VTN fingerprint out of band)."""
+    expected = vtn_fingerprint.upper()
 
-    def __init__(self, vtn_fingerprint: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._fingerprint = vtn_fingerprint.upper()
-
-    async def _wrap_create_connection(
-        self, *args: Any, **kwargs: Any
-    ) -> tuple[asyncio.Transport, Any]:
-        transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
-        ssl_object = transport.get_extra_info("ssl_object")
-        der = None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
-        if der is None or fingerprint.of_der(der) != self._fingerprint:
-            transport.close()
+    def check(der: bytes | None) -> None:
+        if der is None or fingerprint.of_der(der) != expected:
             raise PinMismatch("the VTN's certificate does not have the configured fingerprint")
-        return transport, protocol
+
+    return check
 
 
 class VtnClient:
@@ -102,18 +91,17 @@ class VtnClient:
         self.signing_key = signing_key
         self.vtn_fingerprint = vtn_fingerprint
         self._replay_guard = ReplayGuard(window=replay_window)
-        connector = (
-            _PinnedConnector(vtn_fingerprint, ssl=ssl_context or False, limit=2)
-            if vtn_fingerprint is not None
-            else aiohttp.TCPConnector(ssl=ssl_context or False, limit=2)
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=timeout.total_seconds()),
+        self._path_prefix = urlsplit(self.base_url).path.rstrip("/")
+        self._http = HttpClient(
+            self.base_url,
+            ssl_context,
+            timeout_s=timeout.total_seconds(),
+            max_body_bytes=codec.DEFAULT_LIMITS.max_bytes,
+            check_peer=None if vtn_fingerprint is None else _pinned(vtn_fingerprint),
         )
 
     async def close(self) -> None:
-        await self._session.close()
+        await self._http.close()
 
     async def send(
         self,
@@ -130,19 +118,17 @@ class VtnClient:
             nonce=uuid.uuid4().hex if self.signing_key else None,
         )
         try:
-            async with self._session.post(
-                self.base_url + service.path,
-                data=body,
-                headers={"Content-Type": "application/xml"},
-            ) as response:
-                data = await response.read()
-                if response.status != 200:
-                    raise TransportError(f"{service.value}: HTTP {response.status}")
-                vtn_time = _vtn_time(response.headers)
+            response = await self._http.post(
+                self._path_prefix + service.path, body, {"Content-Type": "application/xml"}
+            )
         except PinMismatch as exc:
             raise TransportError(str(exc)) from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise TransportError(f"{service.value}: {type(exc).__name__}: {exc}") from exc
+        except HttpError as exc:
+            raise TransportError(f"{service.value}: {exc}") from exc
+        if response.status != 200:
+            raise TransportError(f"{service.value}: HTTP {response.status}")
+        vtn_time = _vtn_time(response.headers)
+        data = response.body
         try:
             received = codec.receive(data, now=now, replay_guard=self._replay_guard)
         except OadrError as err:
@@ -159,13 +145,17 @@ def push_app(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     require_signature: bool = False,
+    replay_window: timedelta = DEFAULT_WINDOW,
+    signing_key: SigningKey | None = None,
 ) -> web.Application:
     """The VEN's HTTPS endpoint for HTTP push: the VTN posts VTN-initiated payloads here.
 
     Only a client certificate the trust store accepts for the `vtn` role may push. The reply is
     what the session answers (oadrCreatedEvent, oadrCreatedReport, ...) or an oadrResponse 200.
     """
-    guard = ReplayGuard()
+    from aiohttp import web  # the server half of aiohttp (~2 MB) only when push is served
+
+    guard = ReplayGuard(window=replay_window)
 
     async def receive(request: web.Request) -> web.Response:
         now = clock()
@@ -191,7 +181,15 @@ def push_app(
         except OadrError as err:
             log.warning("push refused with %d: %s", int(err.code), err.message)
             reply = exchanges.error_reply(message, err, vtn_id=_vtn_id(message), ven_id=None)
-        return web.Response(body=codec.encode(reply), content_type="application/xml")
+        # Signed like everything this VEN sends: a VTN that requires signatures refuses an
+        # unsigned answer to its push and pushes again.
+        body = codec.encode(
+            reply,
+            signing_key=signing_key,
+            now=clock(),
+            nonce=uuid.uuid4().hex if signing_key else None,
+        )
+        return web.Response(body=body, content_type="application/xml")
 
     app = web.Application()
     app.router.add_post(exchanges.PATH_PREFIX + "{service}", receive)

@@ -9,7 +9,8 @@ Topic scheme — one gateway, many devices; `<gateway>` and `<device_id>` are si
 
 "offline" on availability is also each device's last will.
 
-JSON is the `ven.model` dataclass as pydantic dumps it: field names as in Python, datetimes ISO
+JSON is the `ven.model` dataclass as `ven.jsonform` writes it: field names as in Python,
+datetimes ISO
 8601 in UTC (`"2026-01-15T12:00:00Z"`), e.g.
 `{"device_id": "heat-pump", "kind": "setpoint", "value": 19.0, "until": "2026-01-15T14:00:00Z",
 "reason": "event e-1 LOAD_DISPATCH"}`. Telemetry is retained, so a VEN that (re)connects knows
@@ -41,8 +42,8 @@ from typing import Any, Literal, NoReturn, Self
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
-from pydantic import TypeAdapter
 
+from ven import jsonform
 from ven.han import devices, household
 from ven.han.bus import Clock
 from ven.han.devices import CommandRejected
@@ -54,10 +55,6 @@ log = logging.getLogger(__name__)
 PREFIX = "flex4grid"
 ONLINE, OFFLINE = b"online", b"offline"
 Leaf = Literal["command", "telemetry", "availability"]
-
-_COMMAND = TypeAdapter(DeviceCommand)
-_STATE = TypeAdapter(DeviceState)
-
 
 # --- wire format --------------------------------------------------------------------------------
 
@@ -81,21 +78,21 @@ def parse_topic(name: str) -> tuple[str, str, str]:
 
 
 def encode_command(command: DeviceCommand) -> bytes:
-    return _COMMAND.dump_json(command)
+    return jsonform.dumps(command)
 
 
 def decode_command(payload: bytes) -> DeviceCommand:
-    """Raises ValueError (pydantic's ValidationError is one) for anything but a valid command."""
-    command = _COMMAND.validate_json(payload)
+    """Raises ValueError (jsonform.FormError is one) for anything but a valid command."""
+    command = jsonform.loads(payload, DeviceCommand)
     return command if command.until is None else replace(command, until=_utc(command.until))
 
 
 def encode_state(state: DeviceState) -> bytes:
-    return _STATE.dump_json(state)
+    return jsonform.dumps(state)
 
 
 def decode_state(payload: bytes) -> DeviceState:
-    state = _STATE.validate_json(payload)
+    state = jsonform.loads(payload, DeviceState)
     return replace(state, at=_utc(state.at))
 
 
@@ -418,7 +415,7 @@ class _Simulation:
                     raise CommandRejected(f"command for {command.device_id!r} on our topic")
                 self._advance()  # the command acts from now on, not retroactively
                 self.household = household.send(self.household, command)
-            except ValueError as exc:  # CommandRejected and pydantic's ValidationError too
+            except ValueError as exc:  # CommandRejected and jsonform.FormError too
                 log.warning("%s ignored a command: %s", device_id, exc)
             self._ticks[device_id].set()
 

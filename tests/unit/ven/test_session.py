@@ -87,7 +87,7 @@ from tests.factories import (
     make_target,
     make_updated_report,
 )
-from ven import outbox, reporting
+from ven import jsonform, outbox, reporting
 from ven.model import ActiveSignal, Decision, DeviceKind
 from ven.reporting import ResourceSpec, power_rid, status_rid
 from ven.schedule import Policy
@@ -1102,10 +1102,18 @@ def test_queued_data_reports_are_bounded_during_a_long_outage() -> None:
 
 # --- persistence ----------------------------------------------------------------------------------
 
-STATE = TypeAdapter(SessionState)
+
+def save(state: SessionState) -> bytes:
+    return jsonform.dumps(state)  # what ven.store writes
 
 
-def test_state_round_trips_through_json_with_every_kind_of_content() -> None:
+def reload(saved: bytes | str) -> SessionState:
+    return jsonform.loads(saved, SessionState)
+
+
+def rich_session() -> Session:
+    """A session whose state holds every kind of content: events with randomized starts,
+    report requests, readings of both kinds, queued replies, an opt, a clock skew."""
     session = registered()
     period = make_active_period(start=NOW, start_after=10 * MINUTE)
     assert isinstance(session.next_request(NOW), Poll)
@@ -1119,12 +1127,25 @@ def test_state_round_trips_through_json_with_every_kind_of_content() -> None:
     kinds = set(session.status().queued)
     assert {"CreatedEvent", "CreateOpt", "UpdateReport"} <= kinds
     assert session.state.clock_skew == -3 * SECOND and session.state.events[0].decision
+    return session
 
-    loaded = STATE.validate_json(STATE.dump_json(session.state))
+
+def test_state_round_trips_through_json_with_every_kind_of_content() -> None:
+    session = rich_session()
+    loaded = reload(save(session.state))
     assert loaded == session.state
     assert [type(q.payload) for q in loaded.outbox] == [
         type(q.payload) for q in session.state.outbox
     ]
+
+
+def test_a_state_saved_by_an_older_gateway_loads_and_is_written_alike() -> None:
+    """Gateways saved their state with pydantic's TypeAdapter before `ven.jsonform`: an
+    upgraded gateway resumes from that file, and what it writes is the same JSON."""
+    session = rich_session()
+    written_by_pydantic = TypeAdapter(SessionState).dump_json(session.state)
+    assert reload(written_by_pydantic) == session.state
+    assert save(session.state) == written_by_pydantic
 
 
 QUEUED_TYPES = [
@@ -1153,8 +1174,7 @@ def test_every_queued_payload_reloads_as_its_own_type() -> None:
                 outbox.wrap(payload)
             continue
         queue.append(outbox.wrap(payload))
-    adapter = TypeAdapter(tuple[outbox.Queued, ...])
-    loaded = adapter.validate_json(adapter.dump_json(tuple(queue)))
+    loaded = jsonform.loads(jsonform.dumps(tuple(queue)), tuple[outbox.Queued, ...])
     assert [type(q.payload) for q in loaded] == QUEUED_TYPES[:-1]
     assert loaded == tuple(queue)
 
@@ -1172,8 +1192,8 @@ def test_restart_reapplies_the_schedule_and_resends_what_was_not_acknowledged() 
     in_flight = session.next_request(NOW)
     assert isinstance(in_flight, CreatedEvent)  # acknowledged in state before it is sent
 
-    saved = STATE.dump_json(session.state)  # ... and the process is killed here
-    restarted = Session(make_config(), opt_in, STATE.validate_json(saved))
+    saved = save(session.state)  # ... and the process is killed here
+    restarted = Session(make_config(), opt_in, reload(saved))
     (reapplied,) = applied(restarted)
     assert [s.event_id for s in reapplied] == ["event-1"]
     assert restarted.next_request(NOW + SECOND) == in_flight
@@ -1250,7 +1270,7 @@ def test_any_sequence_of_distribute_events_keeps_the_invariants(
             held = next(r for r in session.state.events if r.event_id == signal.event_id)
             assert signal.event_id in listed and _may_run(held.event, now)
             assert held.event.modification_number == signal.modification_number
-        assert STATE.validate_json(STATE.dump_json(session.state)) == session.state
+        assert reload(save(session.state)) == session.state
     assert len(answered) == len(set(answered))
 
 
