@@ -11,14 +11,11 @@ acts for the DSO and sees everything, an aggregator's token for that aggregator 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from market import accounts, measurement, schemas, service
 from market.accounts import Actor
@@ -41,14 +38,13 @@ from market.model import (
 )
 from market.store import PointResource
 from oadr.model import VenId
+from vtn.admin import bodies
 from vtn.admin.middleware import PREFIX, TOKEN, ApiError, error_response
 from vtn.admin.openapi import Param, Route
 from vtn.admin.schemas import DEFAULT_MARKET_CONTEXT, Done
 from vtn.admin.tokens import TokenRole
 from vtn.services.context import Context
-from vtn.store import jsonform
 
-_B = TypeVar("_B", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = PREFIX + "/market"
 
@@ -75,24 +71,6 @@ def _actor(request: web.Request) -> Actor:
     return Actor(name=token.name)
 
 
-def _reply(value: Any, status: int = 200) -> web.Response:
-    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else jsonform.dump(value)
-    return web.json_response(data, status=status)
-
-
-async def _body(request: web.Request, model: type[_B]) -> _B:
-    try:
-        raw = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ApiError(400, f"the body is not JSON: {err}") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as err:
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in err.errors()]
-        problems = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in detail)
-        raise ApiError(400, f"invalid {model.__name__}: {problems}", detail) from None
-
-
 def _refusals(handler: Handler) -> Handler:
     """A MarketError becomes its status and reason; everything else is the admin middleware's."""
 
@@ -111,26 +89,26 @@ def _refusals(handler: Handler) -> Handler:
 
 @_refusals
 async def create_point(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.PointCreate)
+    body = await bodies.read(request, schemas.PointCreate)
     point = CongestionPoint(
         point_id=CongestionPointId(body.point_id), name=body.name, capacity_kw=body.capacity_kw
     )
     made = await accounts.create_point(
         _market(request).context.store, point, actor=_actor(request), now=_market(request).clock()
     )
-    return _reply(schemas.PointOut(point=made, resources=[]), 201)
+    return bodies.reply(schemas.PointOut(point=made, resources=[]), 201)
 
 
 @_refusals
 async def list_points(request: web.Request) -> web.Response:
     found = await accounts.points(_market(request).context.store)
-    return _reply([schemas.PointOut(point=p, resources=r).model_dump(mode="json")
+    return bodies.reply([schemas.PointOut(point=p, resources=r).model_dump(mode="json")
                    for p, r in found])  # fmt: skip
 
 
 @_refusals
 async def add_resource(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.ResourceAdd)
+    body = await bodies.read(request, schemas.ResourceAdd)
     market = _market(request)
     resource = PointResource(
         prosumer_id=ProsumerId(body.prosumer_id),
@@ -141,12 +119,12 @@ async def add_resource(request: web.Request) -> web.Response:
     made = await accounts.add_resource(
         market.context.store, resource, actor=_actor(request), now=market.clock()
     )
-    return _reply(made, 201)
+    return bodies.reply(made, 201)
 
 
 @_refusals
 async def create_aggregator(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.AggregatorCreate)
+    body = await bodies.read(request, schemas.AggregatorCreate)
     market = _market(request)
     aggregator = Aggregator(
         aggregator_id=AggregatorId(body.aggregator_id), name=body.name, fingerprint=body.fingerprint
@@ -154,18 +132,18 @@ async def create_aggregator(request: web.Request) -> web.Response:
     token = await accounts.create_aggregator(
         market.context.store, aggregator, actor=_actor(request), now=market.clock()
     )
-    return _reply(schemas.AggregatorCreated(aggregator=aggregator, token=token), 201)
+    return bodies.reply(schemas.AggregatorCreated(aggregator=aggregator, token=token), 201)
 
 
 @_refusals
 async def list_aggregators(request: web.Request) -> web.Response:
     found = await accounts.aggregators(_market(request).context.store, actor=_actor(request))
-    return _reply(found)
+    return bodies.reply(found)
 
 
 @_refusals
 async def create_node(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.NodeCreate)
+    body = await bodies.read(request, schemas.NodeCreate)
     market, actor = _market(request), _actor(request)
     owner = body.aggregator_id or actor.aggregator_id
     if owner is None:
@@ -178,12 +156,12 @@ async def create_node(request: web.Request) -> web.Response:
         ven_id=None if body.ven_id is None else VenId(body.ven_id),
     )
     made = await accounts.create_node(market.context.store, node, actor=actor, now=market.clock())
-    return _reply(made, 201)
+    return bodies.reply(made, 201)
 
 
 @_refusals
 async def list_nodes(request: web.Request) -> web.Response:
-    return _reply(await accounts.nodes(_market(request).context.store, actor=_actor(request)))
+    return bodies.reply(await accounts.nodes(_market(request).context.store, actor=_actor(request)))
 
 
 @_refusals
@@ -191,12 +169,12 @@ async def get_node(request: web.Request) -> web.Response:
     node, members = await accounts.node_detail(
         _market(request).context.store, request.match_info["node_id"], actor=_actor(request)
     )
-    return _reply(schemas.NodeDetail(node=node, members=members))
+    return bodies.reply(schemas.NodeDetail(node=node, members=members))
 
 
 @_refusals
 async def add_member(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.MemberAdd)
+    body = await bodies.read(request, schemas.MemberAdd)
     market = _market(request)
     made = await accounts.add_member(
         market.context.store,
@@ -206,7 +184,7 @@ async def add_member(request: web.Request) -> web.Response:
         actor=_actor(request),
         now=market.clock(),
     )
-    return _reply(made, 201)
+    return bodies.reply(made, 201)
 
 
 @_refusals
@@ -215,7 +193,7 @@ async def remove_member(request: web.Request) -> web.Response:
     node_id, prosumer_id = request.match_info["node_id"], request.match_info["prosumer_id"]
     await accounts.remove_member(market.context.store, NodeId(node_id), ProsumerId(prosumer_id),
                                  actor=_actor(request), now=market.clock())  # fmt: skip
-    return _reply(Done(detail=f"{prosumer_id} left {node_id}"))
+    return bodies.reply(Done(detail=f"{prosumer_id} left {node_id}"))
 
 
 # --- requests and bids ----------------------------------------------------------------------------
@@ -223,7 +201,7 @@ async def remove_member(request: web.Request) -> web.Response:
 
 @_refusals
 async def create_request(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.RequestCreate)
+    body = await bodies.read(request, schemas.RequestCreate)
     market = _market(request)
     now = market.clock()
     flex = FlexRequest(
@@ -239,7 +217,7 @@ async def create_request(request: web.Request) -> web.Response:
     )
     made = await service.create_request(market.context.store, flex, actor=_actor(request), now=now)
     market.gate.wake()  # its gate closure may be the next one
-    return _reply(made, 201)
+    return bodies.reply(made, 201)
 
 
 def _status(request: web.Request) -> RequestStatus | None:
@@ -255,7 +233,7 @@ def _status(request: web.Request) -> RequestStatus | None:
 @_refusals
 async def list_requests(request: web.Request) -> web.Response:
     found = await service.requests(_market(request).context.store, status=_status(request))
-    return _reply(found)
+    return bodies.reply(found)
 
 
 @_refusals
@@ -263,7 +241,7 @@ async def get_request(request: web.Request) -> web.Response:
     flex, history = await service.request_detail(
         _market(request).context.store, request.match_info["request_id"]
     )
-    return _reply(schemas.RequestDetail(
+    return bodies.reply(schemas.RequestDetail(
         request=flex,
         history=[schemas.StatusChangeOut(status=h.status, actor=h.actor, at=h.at)
                  for h in history],
@@ -272,7 +250,7 @@ async def get_request(request: web.Request) -> web.Response:
 
 @_refusals
 async def submit_bid(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.BidSubmit)
+    body = await bodies.read(request, schemas.BidSubmit)
     market, actor = _market(request), _actor(request)
     now = market.clock()
     bid = Bid(
@@ -287,7 +265,7 @@ async def submit_bid(request: web.Request) -> web.Response:
         submitted_at=now,
     )
     made = await service.submit_bid(market.context.store, bid, actor=actor, now=now)
-    return _reply(made, 201)
+    return bodies.reply(made, 201)
 
 
 @_refusals
@@ -298,7 +276,7 @@ async def list_bids(request: web.Request) -> web.Response:
         actor=_actor(request),
         revisions=request.query.get("revisions") in ("1", "true"),
     )
-    return _reply(found)
+    return bodies.reply(found)
 
 
 # --- the request's steps --------------------------------------------------------------------------
@@ -309,7 +287,7 @@ async def close_request(request: web.Request) -> web.Response:
     market = _market(request)
     made = await service.close_request(market.context.store, request.match_info["request_id"],
                                        actor=_actor(request), now=market.clock())  # fmt: skip
-    return _reply(made)
+    return bodies.reply(made)
 
 
 @_refusals
@@ -317,7 +295,7 @@ async def cancel_request(request: web.Request) -> web.Response:
     market = _market(request)
     made = await service.cancel_request(market.context.store, request.match_info["request_id"],
                                         actor=_actor(request), now=market.clock())  # fmt: skip
-    return _reply(made)
+    return bodies.reply(made)
 
 
 @_refusals
@@ -325,7 +303,7 @@ async def clear_request(request: web.Request) -> web.Response:
     market = _market(request)
     result = await service.clear_request(market.context.store, request.match_info["request_id"],
                                          actor=_actor(request), now=market.clock())  # fmt: skip
-    return _reply(schemas.ClearingOut(
+    return bodies.reply(schemas.ClearingOut(
         awards=list(result.awards),
         clearing_price_eur_per_kwh=list(result.clearing_price_eur_per_kwh),
         rejected=[schemas.Rejected(bid_id=b, reason=r) for b, r in result.rejected],
@@ -352,7 +330,7 @@ async def dispatch_request(request: web.Request) -> web.Response:
                                    market_context=market.market_context,
                                    now=market.clock())  # fmt: skip
     views = await service.awards(market.context.store, request_id, actor=actor)
-    return _reply([_award_out(v).model_dump(mode="json") for v in views])
+    return bodies.reply([_award_out(v).model_dump(mode="json") for v in views])
 
 
 @_refusals
@@ -360,12 +338,12 @@ async def list_awards(request: web.Request) -> web.Response:
     views = await service.awards(
         _market(request).context.store, request.match_info["request_id"], actor=_actor(request)
     )
-    return _reply([_award_out(v).model_dump(mode="json") for v in views])
+    return bodies.reply([_award_out(v).model_dump(mode="json") for v in views])
 
 
 @_refusals
 async def measure_request(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.MeasureBody)
+    body = await bodies.read(request, schemas.MeasureBody)
     market = _market(request)
     method = measurement.baseline_method(body.method, body.params)
     found = await measurement.measure_request(
@@ -375,7 +353,7 @@ async def measure_request(request: web.Request) -> web.Response:
         actor=_actor(request),
         now=market.clock(),
     )
-    return _reply([schemas.DeliveryOut(
+    return bodies.reply([schemas.DeliveryOut(
         bid_id=d.bid_id, node_id=d.node_id, block=d.block, baseline_kw=d.baseline_kw,
         actual_kw=d.actual_kw, delivered_kw=d.delivered_kw, method=d.method,
     ).model_dump(mode="json") for d in found])  # fmt: skip
@@ -383,7 +361,7 @@ async def measure_request(request: web.Request) -> web.Response:
 
 @_refusals
 async def settle_request(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.SettleBody)
+    body = await bodies.read(request, schemas.SettleBody)
     market = _market(request)
     issued = await service.settle_request(
         market.context.store,
@@ -393,7 +371,7 @@ async def settle_request(request: web.Request) -> web.Response:
         tolerance=body.tolerance,
         penalty_eur_per_kwh=body.penalty_eur_per_kwh,
     )
-    return _reply(issued)
+    return bodies.reply(issued)
 
 
 @_refusals
@@ -402,7 +380,7 @@ async def list_statements(request: web.Request) -> web.Response:
                                      request_id=request.query.get("request_id"))  # fmt: skip
     if request.query.get("format") == "csv":
         return web.Response(text="".join(s["csv"] for s in found), content_type="text/csv")
-    return _reply(found)
+    return bodies.reply(found)
 
 
 _R = M + "/requests/{request_id}"

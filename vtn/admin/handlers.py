@@ -6,18 +6,16 @@ through the operator services, which audit them with the token's name as the act
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from oadr import events as event_rules
 from oadr.model import Event, VenId
 from vtn import delivery
-from vtn.admin import schemas
+from vtn.admin import bodies, schemas
 from vtn.admin.middleware import ADMIN, TOKEN, ApiError
 from vtn.services import operator
 from vtn.services.context import Context
@@ -25,7 +23,6 @@ from vtn.store import jsonform
 from vtn.store.db import Tx
 from vtn.vens import Provisioned, Status, VenRecord
 
-_B = TypeVar("_B", bound=BaseModel)
 _T = TypeVar("_T")
 
 DEFAULT_LIMIT = 100
@@ -43,24 +40,6 @@ def _now(request: web.Request) -> datetime:
 
 def _actor(request: web.Request) -> str:
     return request[TOKEN].name
-
-
-def _reply(value: Any, status: int = 200) -> web.Response:
-    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else jsonform.dump(value)
-    return web.json_response(data, status=status)
-
-
-async def _body(request: web.Request, model: type[_B]) -> _B:
-    try:
-        raw = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ApiError(400, f"the body is not JSON: {err}") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as err:
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in err.errors()]
-        raise ApiError(400, f"invalid {model.__name__}: {err.error_count()} problem(s)",
-                       detail) from None  # fmt: skip
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -141,21 +120,21 @@ async def get_ven(request: web.Request) -> web.Response:
             opts=[opt for _, opt in await tx.opts.active(ven_id)],
             pending_messages=await tx.outbox.pending(ven_id),
         )
-    return _reply(detail)
+    return bodies.reply(detail)
 
 
 async def approve_ven(request: web.Request) -> web.Response:
     record = await operator.approve_ven(
         _context(request), request.match_info["ven_id"], actor=_actor(request), now=_now(request)
     )
-    return _reply(record)
+    return bodies.reply(record)
 
 
 async def reject_ven(request: web.Request) -> web.Response:
     record = await operator.reject_ven(
         _context(request), request.match_info["ven_id"], actor=_actor(request), now=_now(request)
     )
-    return _reply(record)
+    return bodies.reply(record)
 
 
 async def deregister_ven(request: web.Request) -> web.Response:
@@ -164,7 +143,7 @@ async def deregister_ven(request: web.Request) -> web.Response:
         _context(request), ven_id, actor=_actor(request), now=_now(request)
     )
     detail = f"oadrCancelPartyRegistration queued for {ven_id}"
-    return _reply(schemas.Done(detail=detail), status=202)
+    return bodies.reply(schemas.Done(detail=detail), status=202)
 
 
 async def reregister_ven(request: web.Request) -> web.Response:
@@ -173,11 +152,11 @@ async def reregister_ven(request: web.Request) -> web.Response:
         _context(request), ven_id, actor=_actor(request), now=_now(request)
     )
     detail = f"oadrRequestReregistration queued for {ven_id}"
-    return _reply(schemas.Done(detail=detail), status=202)
+    return bodies.reply(schemas.Done(detail=detail), status=202)
 
 
 async def set_groups(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.GroupsBody)
+    body = await bodies.read(request, schemas.GroupsBody)
     record = await operator.set_groups(
         _context(request),
         request.match_info["ven_id"],
@@ -185,11 +164,11 @@ async def set_groups(request: web.Request) -> web.Response:
         actor=_actor(request),
         now=_now(request),
     )
-    return _reply(record)
+    return bodies.reply(record)
 
 
 async def provision(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.ProvisionBody)
+    body = await bodies.read(request, schemas.ProvisionBody)
     now = _now(request)
     provisioned = Provisioned(
         fingerprint=body.fingerprint,
@@ -203,14 +182,14 @@ async def provision(request: web.Request) -> web.Response:
         if await tx.vens.provisioned(body.fingerprint) is not None:
             raise ApiError(409, f"fingerprint {body.fingerprint} is already provisioned")
     await operator.provision(context, provisioned, actor=_actor(request), now=now)
-    return _reply(schemas.Done(detail=f"fingerprint {body.fingerprint} allowed"), status=201)
+    return bodies.reply(schemas.Done(detail=f"fingerprint {body.fingerprint} allowed"), status=201)
 
 
 # --- events ---------------------------------------------------------------------------------------
 
 
 async def create_event(request: web.Request) -> web.Response:
-    body = await _body(request, schemas.EventCreate)
+    body = await bodies.read(request, schemas.EventCreate)
     context = _context(request)
     now = _now(request)
     if body.event_id is not None:
@@ -220,7 +199,7 @@ async def create_event(request: web.Request) -> web.Response:
     created = await operator.create_event(
         context, schemas.event(body, created=now), actor=_actor(request), now=now
     )
-    return _reply(created, status=201)
+    return bodies.reply(created, status=201)
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -268,12 +247,12 @@ async def get_event(request: web.Request) -> web.Response:
                 responded_at=None if d is None else d.responded_at,
             )
         )
-    return _reply(schemas.EventDetail(event=event, deliveries=rows))
+    return bodies.reply(schemas.EventDetail(event=event, deliveries=rows))
 
 
 async def modify_event(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
-    patch = await _body(request, schemas.EventPatch)
+    patch = await bodies.read(request, schemas.EventPatch)
     context = _context(request)
     async with context.store.transaction() as tx:
         current = await _event(tx, event_id)
@@ -284,14 +263,14 @@ async def modify_event(request: web.Request) -> web.Response:
         now=_now(request),
         **schemas.changes(current, patch),
     )
-    return _reply(modified)
+    return bodies.reply(modified)
 
 
 async def cancel_event(request: web.Request) -> web.Response:
     cancelled = await operator.cancel_event(
         _context(request), request.match_info["event_id"], actor=_actor(request), now=_now(request)
     )
-    return _reply(cancelled)
+    return bodies.reply(cancelled)
 
 
 # --- reports, readings, opts, audit ---------------------------------------------------------------
@@ -315,7 +294,7 @@ async def report_requests(request: web.Request) -> web.Response:
 
 async def request_report(request: web.Request) -> web.Response:
     ven_id = request.match_info["ven_id"]
-    body = await _body(request, schemas.ReportRequestBody)
+    body = await bodies.read(request, schemas.ReportRequestBody)
     context = _context(request)
     async with context.store.transaction() as tx:
         await _ven(tx, ven_id)
@@ -324,7 +303,7 @@ async def request_report(request: web.Request) -> web.Response:
     made = await operator.request_report(
         context, ven_id, wanted, actor=_actor(request), now=_now(request)
     )
-    return _reply(made, status=201)
+    return bodies.reply(made, status=201)
 
 
 async def cancel_report_request(request: web.Request) -> web.Response:
@@ -334,7 +313,7 @@ async def cancel_report_request(request: web.Request) -> web.Response:
         _context(request), ven_id, request_id, actor=_actor(request), now=_now(request)
     )
     detail = f"oadrCancelReport {request_id} queued for {ven_id}"
-    return _reply(schemas.Done(detail=detail), status=202)
+    return bodies.reply(schemas.Done(detail=detail), status=202)
 
 
 async def readings(request: web.Request) -> web.Response:
