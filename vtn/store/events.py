@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oadr import events as event_rules
@@ -26,6 +26,14 @@ def _values(event: Event, now: datetime) -> dict[str, object]:
         "body": jsonform.dump(event),
         "updated_at": now,
     }
+
+
+# Every poll asks for the current events: built once (see vtn/store/vens.py).
+_CURRENT = (
+    select(events.c.body)
+    .where(or_(events.c.ends_at.is_(None), events.c.ends_at > bindparam("now")))
+    .order_by(events.c.starts_at, events.c.event_id)
+)
 
 
 class Events:
@@ -51,14 +59,8 @@ class Events:
 
     async def current(self, now: datetime) -> list[Event]:
         """Events not yet over (open-ended ones included, cancelled ones too until their end)."""
-        query = (
-            select(events.c.body)
-            .where(or_(events.c.ends_at.is_(None), events.c.ends_at > now))
-            .order_by(events.c.starts_at, events.c.event_id)
-        )
-        return [
-            jsonform.load(Event, body) for body in (await self.connection.execute(query)).scalars()
-        ]
+        rows = await self.connection.execute(_CURRENT, {"now": now})
+        return [jsonform.load(Event, body) for body in rows.scalars()]
 
     async def page(
         self, *, now: datetime, include_past: bool = False, offset: int = 0, limit: int = 100

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vtn.store.tables import seen_nonces
+
+# Every signed message records its nonce: built once per dialect (see vtn/store/vens.py).
+_REMEMBER = {
+    name: dialect.insert(seen_nonces)
+    .values(nonce=bindparam("nonce"), signed_at=bindparam("signed_at"))
+    .on_conflict_do_nothing()
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 class Nonces:
@@ -18,12 +26,10 @@ class Nonces:
 
     async def remember(self, nonce: str, signed_at: datetime) -> bool:
         """Record a nonce; False if any worker has seen it before (a replay)."""
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
-        result = await self.connection.execute(
-            dialect.insert(seen_nonces)
-            .values(nonce=nonce, signed_at=signed_at)
-            .on_conflict_do_nothing()
-        )
+        statement = _REMEMBER[
+            "postgresql" if self.connection.dialect.name == "postgresql" else "sqlite"
+        ]
+        result = await self.connection.execute(statement, {"nonce": nonce, "signed_at": signed_at})
         return bool(result.rowcount)
 
     async def forget_before(self, cutoff: datetime) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oadr.model import PAYLOAD_TYPES, Payload
@@ -12,6 +12,16 @@ from vtn.store import jsonform
 from vtn.store.tables import outbox
 
 _TYPES: dict[str, type[Payload]] = {t.__name__: t for t in PAYLOAD_TYPES}
+
+
+# Every poll looks for a queued message: built once (see vtn/store/vens.py).
+_NEXT = (
+    select(outbox.c.id, outbox.c.payload_type, outbox.c.body)
+    .where(outbox.c.ven_id == bindparam("ven_id"), outbox.c.delivered_at.is_(None))
+    .order_by(outbox.c.id)
+    .limit(1)
+    .with_for_update()
+)
 
 
 class Outbox:
@@ -33,14 +43,7 @@ class Outbox:
 
     async def next(self, ven_id: str) -> tuple[int, Payload] | None:
         """The oldest undelivered message for this VEN, locked until the transaction ends."""
-        query = (
-            select(outbox.c.id, outbox.c.payload_type, outbox.c.body)
-            .where(outbox.c.ven_id == ven_id, outbox.c.delivered_at.is_(None))
-            .order_by(outbox.c.id)
-            .limit(1)
-            .with_for_update()
-        )
-        row = (await self.connection.execute(query)).first()
+        row = (await self.connection.execute(_NEXT, {"ven_id": ven_id})).first()
         if row is None:
             return None
         return int(row.id), jsonform.load(_TYPES[row.payload_type], row.body)
