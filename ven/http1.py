@@ -3,10 +3,13 @@ connection for the next one.
 
 The VEN talks to one VTN, one request at a time: it needs keep-alive over (mutual) TLS, the
 VTN's certificate pinned by fingerprint, a total timeout, and replies by Content-Length, chunked
-or close-delimited (RFC 9112 section 6). asyncio's streams do all of that; aiohttp's client
-brings ~10 MB of resident memory more (its parsers, yarl, multidict, cookies, compression), a
-sixth of a small gateway's 60 MB budget (issue 6; benchmarks/ven_footprint.py). aiohttp's
-server half is still used for HTTP push, loaded only when push is configured.
+or close-delimited (RFC 9112 section 6). The framing, both ways, is h11's (python-hyper's
+sans-IO HTTP/1.1 protocol: one `h11.Connection` per socket, `start_next_cycle` for keep-alive);
+this module only moves its bytes over asyncio streams and adds what h11 leaves to its user: the
+TLS pin, a total timeout and a limit on the body. aiohttp's client brings ~10 MB of resident
+memory more (its parsers, yarl, multidict, cookies, compression), a sixth of a small gateway's
+60 MB budget (issue 6; benchmarks/ven_footprint.py). aiohttp's server half is still used for
+HTTP push, loaded only when push is configured.
 
 No proxies (as aiohttp's default, `trust_env=False`), no redirects, no compression: an
 OpenADR VTN answers each POST with an XML body.
@@ -21,10 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-MAX_HEADER_BYTES = 64 * 1024
-_LINE_LIMIT = 8 * 1024
+import h11
+
+MAX_HEADER_BYTES = 64 * 1024  # h11's max_incomplete_event_size: a reply's status line + header
+_READ_BYTES = 64 * 1024
 _CLOSE_TIMEOUT_S = 5.0
-_DIGITS = {10: frozenset("0123456789"), 16: frozenset("0123456789abcdefABCDEF")}
 
 
 class HttpError(Exception):
@@ -62,15 +66,42 @@ class Origin:
 
 
 class Connection:
-    """One HTTP/1.1 connection; `HttpClient` opens a new one when the server closed this."""
+    """One socket and the h11 protocol state on it; `HttpClient` opens a new one when the
+    server closed this."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
 
     @property
     def reusable(self) -> bool:
-        return not (self.reader.at_eof() or self.writer.is_closing())
+        """Ready for a new request: h11 is between exchanges and the server has not closed
+        (its FIN, e.g. an idle timeout, shows as EOF on the reader without reading)."""
+        return (
+            self.protocol.our_state is h11.IDLE
+            and self.protocol.their_state is h11.IDLE
+            and not (self.reader.at_eof() or self.writer.is_closing())
+        )
+
+    async def send(self, event: h11.Event) -> None:
+        data = self.protocol.send(event)
+        if data:
+            self.writer.write(data)
+        await self.writer.drain()
+
+    async def next_event(self) -> h11.Event:
+        """The next event of the reply, reading from the socket as h11 needs more bytes."""
+        while True:
+            event = self.protocol.next_event()
+            if event is h11.NEED_DATA:
+                # b"" is EOF: h11 then ends a close-delimited body or reports a cut-short reply
+                self.protocol.receive_data(await self.reader.read(_READ_BYTES))
+            elif event is h11.PAUSED:  # only after the reply's end, which is never read past
+                raise HttpError("read past the end of the reply")
+            else:
+                assert isinstance(event, h11.Event)
+                return event
 
     async def close(self, *, graceful: bool) -> None:
         """Graceful: TLS close_notify, waited for briefly. Otherwise (after a failure, whose
@@ -125,7 +156,10 @@ class HttpClient:
             except HttpError:
                 await self._drop()
                 raise
-            except (OSError, EOFError, asyncio.LimitOverrunError, ValueError) as exc:
+            except h11.ProtocolError as exc:  # the reply broke HTTP/1.1 framing
+                await self._drop()
+                raise HttpError(f"a malformed reply: {exc}") from exc
+            except (OSError, EOFError, ValueError) as exc:
                 await self._drop()
                 raise HttpError(f"{type(exc).__name__}: {exc}") from exc
             except BaseException:  # cancelled mid-exchange: the connection's state is unknown
@@ -144,7 +178,6 @@ class HttpClient:
             origin.port,
             ssl=self._ssl,
             server_hostname=origin.host if self._ssl is not None else None,
-            limit=_LINE_LIMIT * 8,
         )
         connection = Connection(reader, writer)
         if self._check_peer is not None and self._ssl is not None:
@@ -162,86 +195,42 @@ class HttpClient:
             await self._drop()
             self._connection = await self._connect()
         connection = self._connection
-        head = [f"POST {path} HTTP/1.1", f"Host: {self.origin.host_header}"]
-        head += [f"{name}: {value}" for name, value in headers.items()]
-        head += [f"Content-Length: {len(body)}", "", ""]
-        connection.writer.write("\r\n".join(head).encode("latin-1") + body)
-        await connection.writer.drain()
-        reply, keep = await self._read_reply(connection.reader)
-        if not keep:
+        fields = [("Host", self.origin.host_header), *headers.items()]
+        fields.append(("Content-Length", str(len(body))))
+        await connection.send(h11.Request(method="POST", target=path, headers=fields))
+        await connection.send(h11.Data(data=body))
+        await connection.send(h11.EndOfMessage())
+        reply = await self._read_reply(connection)
+        if (
+            connection.protocol.our_state is h11.DONE
+            and connection.protocol.their_state is h11.DONE
+        ):
+            connection.protocol.start_next_cycle()  # keep-alive: both sides may go on
+        else:  # MUST_CLOSE: HTTP/1.0, `Connection: close`, or a close-delimited body
             await self._drop(graceful=True)
         return reply
 
-    async def _read_reply(self, reader: asyncio.StreamReader) -> tuple[HttpReply, bool]:
+    async def _read_reply(self, connection: Connection) -> HttpReply:
         while True:
-            status, version, headers = await _read_head(reader)
-            if not 100 <= status < 200:
-                break  # 1xx: an interim reply (100 Continue); the real one follows
-        connection = headers.get("connection", "").lower()
-        keep = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
-        if status in (204, 304):
-            return HttpReply(status, headers, b""), keep
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = await self._read_chunked(reader)
-        elif "content-length" in headers:
-            length = _number(headers["content-length"], 10)
-            self._check_size(length)
-            body = await reader.readexactly(length)
-        else:  # close-delimited
-            body = await reader.read(self._max_body + 1)
-            while chunk := await reader.read(self._max_body + 1 - len(body)):
-                body += chunk
-            self._check_size(len(body))
-            keep = False
-        return HttpReply(status, headers, body), keep
-
-    async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
+            head = await connection.next_event()
+            if isinstance(head, h11.Response):
+                break
+            if not isinstance(head, h11.InformationalResponse):
+                raise HttpError(f"no reply, but {head!r}")
+            # a 1xx (100 Continue) is interim: the real reply follows
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in head.headers}
+        if "content-length" in headers:  # refused before a byte of the body is read
+            self._check_size(int(headers["content-length"]))
         parts: list[bytes] = []
-        total = 0
-        while True:
-            size = _number((await _read_line(reader)).split(";", 1)[0].strip(), 16)
-            if size == 0:
-                while await _read_line(reader):  # trailer fields, then the empty line
-                    pass
-                return b"".join(parts)
-            total += size
-            self._check_size(total)
-            parts.append(await reader.readexactly(size))
-            if await _read_line(reader):
-                raise HttpError("a chunk is not followed by CRLF")
+        size = 0
+        while not isinstance(event := await connection.next_event(), h11.EndOfMessage):
+            if not isinstance(event, h11.Data):
+                raise HttpError(f"the reply's body ended with {event!r}")
+            size += len(event.data)
+            self._check_size(size)  # chunked and close-delimited bodies, as they arrive
+            parts.append(bytes(event.data))
+        return HttpReply(head.status_code, headers, b"".join(parts))
 
     def _check_size(self, size: int) -> None:
         if size > self._max_body:
             raise HttpError(f"a reply of {size} bytes exceeds the {self._max_body} byte limit")
-
-
-async def _read_line(reader: asyncio.StreamReader) -> str:
-    line = await reader.readuntil(b"\n")
-    if len(line) > _LINE_LIMIT:
-        raise HttpError("a reply line is too long")
-    return line.rstrip(b"\r\n").decode("latin-1")
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, str, dict[str, str]]:
-    status_line = await _read_line(reader)
-    version, _, rest = status_line.partition(" ")
-    if not version.startswith("HTTP/1."):
-        raise HttpError(f"not an HTTP/1.x reply: {status_line[:80]!r}")
-    status = _number(rest[:3], 10)
-    headers: dict[str, str] = {}
-    size = len(status_line)
-    while line := await _read_line(reader):
-        size += len(line)
-        if size > MAX_HEADER_BYTES:
-            raise HttpError("the reply's header is too large")
-        name, colon, value = line.partition(":")
-        if not colon or not name or name != name.strip():
-            raise HttpError(f"a malformed header line: {line[:80]!r}")
-        headers[name.lower()] = value.strip()
-    return status, version, headers
-
-
-def _number(text: str, base: int) -> int:
-    if not text or not set(text) <= _DIGITS[base]:  # int() would also take "+1", "1_0", " 1"
-        raise HttpError(f"not a number: {text[:20]!r}")
-    return int(text, base)

@@ -28,7 +28,17 @@ from certs.files import IdentityFiles
 from flex4grid import cli as flex4grid_cli
 from oadr import codec
 from oadr.enums import OptType
-from oadr.model import CreatedEvent, Event, EventId, Payload, Poll, Target, UpdateReport, VenId
+from oadr.model import (
+    CreatedEvent,
+    Event,
+    EventId,
+    Payload,
+    Poll,
+    RequestEvent,
+    Target,
+    UpdateReport,
+    VenId,
+)
 from tests.factories import make_event
 from tests.integration.vtn_harness import RunningVtn
 from ven.gateway import ConfigError, GatewayConfig, build_gateway, config_file, make_config
@@ -212,6 +222,22 @@ async def registered(runner: Runner) -> VenId:
     return found
 
 
+async def synced(runner: Runner) -> VenId:
+    """Registered, and the VTN has answered the oadrRequestEvent the VEN sends right after
+    registering (it leaves the outbox once answered): an event created from now on is new to
+    the VEN, so it arrives by push or poll, not in that reply."""
+    ven_id = await registered(runner)
+
+    async def answered() -> bool:
+        state = runner.session.state
+        return state.phase == Phase.REGISTERED and not any(
+            isinstance(queued.payload, RequestEvent) for queued in state.outbox
+        )
+
+    await wait_for("the answer to the post-registration oadrRequestEvent", answered)
+    return ven_id
+
+
 def simple_event(ven_id: str, *, minutes: float, start_in: timedelta = SECOND) -> Event:
     now = datetime.now(UTC)
     return replace(
@@ -242,20 +268,31 @@ def decisions(config: GatewayConfig, event_id: str) -> list[JournalEntry]:
     return [e for e in journal(config, "decision") if e.detail.get("event_id") == event_id]
 
 
+async def decided(config: GatewayConfig, event_id: str) -> list[JournalEntry]:
+    """The journal's decisions on one event, once there is one: the runner journals a decision
+    after sending its answer, so the VTN may store the opt first."""
+
+    async def found() -> list[JournalEntry]:
+        return decisions(config, event_id)
+
+    entries: list[JournalEntry] = await wait_for(f"the decision on {event_id}", found)
+    return entries
+
+
 # --- the flow, by pull and by push ----------------------------------------------------------------
 
 
 async def check_the_whole_flow(
     vtn: Vtn, runner: Runner, config: GatewayConfig, *, pushed: bool = False
 ) -> None:
-    ven_id = await registered(runner)
+    ven_id = await synced(runner)
     assert isinstance(runner.bus, InProcessBus)
 
     # An event the household accepts: SIMPLE level 1 for 10 minutes, starting now.
     accepted = await create(vtn, simple_event(ven_id, minutes=10))
     assert await wait_for("the optIn at the VTN", lambda: stored_opt(vtn, accepted.event_id))
     assert await stored_opt(vtn, accepted.event_id) == OptType.OPT_IN
-    (decision,) = decisions(config, accepted.event_id)
+    (decision,) = await decided(config, accepted.event_id)
     assert decision.detail["opt"] == "optIn" and decision.text.startswith("optIn (")
 
     # The devices obey while it runs: the EV is held to half its 11 kW, the heat pump 1 °C lower.
@@ -273,7 +310,7 @@ async def check_the_whole_flow(
     refused = await create(vtn, simple_event(ven_id, minutes=240, start_in=timedelta(hours=1)))
     assert await wait_for("the optOut at the VTN", lambda: stored_opt(vtn, refused.event_id))
     assert await stored_opt(vtn, refused.event_id) == OptType.OPT_OUT
-    (decision,) = decisions(config, refused.event_id)
+    (decision,) = await decided(config, refused.event_id)
     assert decision.text.startswith("optOut (duration)")
 
     # Telemetry reaches the VTN, and shows the EV held back while the event runs.

@@ -4,8 +4,9 @@ A VEN runs on a small box (issue 6: under 60 MB resident). Each library below co
 there and has no job on the gateway's pull path: pydantic (the store writes JSON with
 `ven.jsonform`), SQLAlchemy (the VTN's database), OpenLEADR (only its XSD files are read, from
 disk), signxml (our own `oadr.signing` signs), aiohttp (`ven.http1` is the pull client; the
-server half is loaded only when HTTP push is configured). A fresh interpreter imports the
-gateway as the CLI does, compiles the schema as the codec does, and lists what came along.
+server half is loaded only when HTTP push is configured; the pull client's HTTP/1.1 framing
+is h11's, a small pure-Python library). A fresh interpreter imports the gateway as the CLI
+does, compiles the schema as the codec does, and lists what came along.
 benchmarks/ven_footprint.py measures the running process.
 """
 
@@ -26,9 +27,10 @@ schema.xml_schema()  # the 2.0b XSDs, compiled from openleadr's files on disk
 """
 
 
-def _heavy_after(code: str) -> list[str]:
+def _heavy_after(code: str, modules: tuple[str, ...] = HEAVY) -> list[str]:
+    """Which of `modules` a fresh interpreter has loaded after running `code`."""
     probe = (
-        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {modules!r} if m in sys.modules]))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
@@ -39,6 +41,10 @@ def _heavy_after(code: str) -> list[str]:
 
 def test_the_pull_gateway_loads_none_of_the_heavy_libraries() -> None:
     assert _heavy_after(GATEWAY) == []
+
+
+def test_the_pull_gateway_frames_http_with_h11_not_aiohttp() -> None:
+    assert _heavy_after(GATEWAY, ("h11", "aiohttp")) == ["h11"]
 
 
 def test_the_mqtt_bridge_loads_no_pydantic_either() -> None:

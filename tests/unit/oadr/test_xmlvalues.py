@@ -88,6 +88,24 @@ def test_format_duration(value: timedelta, text: str) -> None:
     assert xv.format_duration(value) == text
 
 
+FRACTIONS = {
+    "half-second": ("PT0.5S", timedelta(milliseconds=500)),
+    "quarter-past-one": ("PT1.25S", timedelta(seconds=1.25)),
+    "day-and-a-millisecond": ("P1DT0.001S", timedelta(days=1, milliseconds=1)),
+    "negative": ("-PT0.5S", timedelta(milliseconds=-500)),
+}
+
+
+@pytest.mark.parametrize(("text", "value"), FRACTIONS.values(), ids=FRACTIONS.keys())
+def test_fractions_of_a_second_cross_xcal_in_neither_direction(text: str, value: timedelta) -> None:
+    """xs:duration would take PT0.5S, but xcal:DurationValueType (2.0b XSD) has `(\\d+S)?`: a
+    peer's fraction is InvalidData (454), and ours is a ValueError the VTN's edge answers 469."""
+    with pytest.raises(InvalidData):
+        xv.parse_duration(text)
+    with pytest.raises(ValueError, match="fraction of a second"):
+        xv.format_duration(value)
+
+
 @given(st.integers(min_value=-(10**9), max_value=10**9))
 def test_duration_round_trips(seconds: int) -> None:
     value = timedelta(seconds=seconds)

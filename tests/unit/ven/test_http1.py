@@ -154,27 +154,35 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
     assert reply.body == b"<a/>" and len(heads) == 2
 
 
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
 @pytest.mark.parametrize(
     ("answer", "problem"),
     [
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n", "exceeds the 1024 byte limit"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n401\r\n", "exceeds"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n<a/>", "IncompleteReadError"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: +4\r\n\r\n<a/>", "not a number"),
-        (b"SSH-2.0-OpenSSH_9.6\r\n", "not an HTTP/1.x reply"),
-        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n<a/>XX\r\n", "CRLF"),
+        (CHUNKED + b"200\r\n" + b"x" * 512 + b"\r\n201\r\n" + b"x" * 513 + b"\r\n0\r\n\r\n",
+         "a reply of 1025 bytes exceeds"),
+        (b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 1025, "a reply of 1025 bytes exceeds"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n<a/>", "without sending complete"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +4\r\n\r\n<a/>", "bad Content-Length"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "illegal status line"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "illegal header line"),
+        (CHUNKED + b"4\r\n<a/>XX\r\n", "malformed chunk footer"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-Padding: 0123456789abcdef\r\n" * 9000, "buffer too long"),
     ],
     ids=[
         "oversize",
-        "oversize-chunk",
+        "oversize-chunked",
+        "oversize-close-delimited",
         "cut-short",
         "bad-length",
         "not-http",
         "bad-header",
         "chunk",
+        "header-too-large",
     ],
-)
+)  # fmt: skip
 async def test_a_broken_reply_is_an_http_error(answer: bytes, problem: str) -> None:
     async with raw_server(writes(answer)) as (url, _):
         http = client(url)
