@@ -112,7 +112,7 @@ def _serve_parser(commands: Subparsers) -> None:
     p.add_argument(
         "--poll-interval",
         type=float,
-        default=10.0,
+        default=10,
         metavar="SECONDS",
         help="oadrRequestedOadrPollFreq given to VENs (default 10)",
     )
@@ -134,8 +134,9 @@ def _serve_parser(commands: Subparsers) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if args.poll_interval <= 0:
-        raise CliError("--poll-interval must be positive")
+    if args.poll_interval < 1 or args.poll_interval != int(args.poll_interval):
+        # oadrRequestedOadrPollFreq is a 2.0b duration: whole seconds.
+        raise CliError("--poll-interval must be a whole number of seconds, at least 1")
     options = server.ServeOptions(
         database_url=args.db,
         host=args.host,

@@ -289,6 +289,11 @@ async def test_event_refusals(pki: DevPki, database_url: str) -> None:
             "durations disagree": await vtn.call(
                 "POST", "/admin/v1/events", json=event_body(start, duration="PT2H")
             ),
+            "half a second": await vtn.call(
+                "POST",
+                "/admin/v1/events",
+                json=event_body(start, signals=[{"intervals": [{"duration": 90.5, "value": 1}]}]),
+            ),
             "unknown event": await vtn.call("GET", "/admin/v1/events/nope"),
             "patch unknown": await vtn.call("PATCH", "/admin/v1/events/nope", json={"priority": 1}),
             "empty patch": await vtn.call("PATCH", "/admin/v1/events/e1", json={}),
@@ -307,6 +312,7 @@ async def test_event_refusals(pki: DevPki, database_url: str) -> None:
         "not json": (400, 400),
         "SIMPLE level 7": (422, 454),
         "durations disagree": (422, 454),
+        "half a second": (400, 400),
         "unknown event": (404, 452),
         "patch unknown": (404, 452),
         "empty patch": (400, 400),
@@ -315,6 +321,7 @@ async def test_event_refusals(pki: DevPki, database_url: str) -> None:
         "modify cancelled": (422, 451),
     }
     assert {d["loc"][0] for d in cases["no start"][1]["detail"]} >= {"start"}
+    assert "whole seconds" in cases["half a second"][1]["error"]
 
 
 async def test_event_list_filters_and_pages(pki: DevPki, database_url: str) -> None:

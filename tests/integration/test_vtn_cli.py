@@ -132,6 +132,8 @@ def test_serve_shuts_down_gracefully_on_sigterm(served: Served) -> None:
         pytest.param(["--insecure-http", "--tls-cert", "x.pem"], "cannot be combined",
                      id="insecure-with-tls"),
         pytest.param(["--insecure-http", "--workers", "2"], "needs a PostgreSQL", id="workers"),
+        pytest.param(["--insecure-http", "--poll-interval", "0.5"], "whole number of seconds",
+                     id="half-second-polls"),
         pytest.param(["--tls-cert", "missing.pem", "--tls-key", "k.pem", "--ca-file", "c.pem"],
                      "c.pem", id="missing-file"),
     ],

@@ -13,7 +13,15 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from oadr.enums import EventStatus, ItemKind, OptType, ResponseRequired, SignalName, SignalType
 from oadr.errors import ReportNotSupported
@@ -87,10 +95,23 @@ _KW_BY_DEFAULT = {
 # pydantic reads a duration from ISO 8601 text or a number of seconds; say both in the schema.
 _DURATION_SCHEMA = {
     "anyOf": [{"type": "string", "format": "duration"}, {"type": "number", "minimum": 0}],
-    "description": "ISO 8601 duration (PT15M) or seconds",
+    "description": "ISO 8601 duration (PT15M) or seconds, whole seconds",
 }
+
+
+def _whole_seconds(value: timedelta) -> timedelta:
+    # The 2.0b duration type (xcal:DurationValueType) has whole seconds only: a fraction could
+    # be stored but never sent to a VEN.
+    if value.microseconds:
+        raise ValueError("OpenADR 2.0b durations are whole seconds")
+    return value
+
+
 NonNegativeDuration = Annotated[
-    timedelta, Field(ge=timedelta(0)), WithJsonSchema(_DURATION_SCHEMA, mode="validation")
+    timedelta,
+    Field(ge=timedelta(0)),
+    AfterValidator(_whole_seconds),
+    WithJsonSchema(_DURATION_SCHEMA, mode="validation"),
 ]
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 
