@@ -12,7 +12,8 @@ summed, and never more than that (a bid is a promise the members must keep):
 - Price: `price_share_of_cap` (default 0.9) of the DSO's price cap, but never below the
   aggregator's `price_floor_eur_per_kwh` (what the members are promised per kWh). When the
   floor is above the cap, or the node has nothing to offer, there is no bid.
-- Bids are divisible (the members' shares scale), valid until gate closure.
+- Bids are divisible (the members' shares scale), valid until the request's end (the market
+  refuses a bid that lapses before the flexibility is delivered).
 """
 
 from __future__ import annotations
@@ -108,5 +109,5 @@ def bid(
         offered_kw=offered,
         price_eur_per_kwh=at,
         divisible=True,
-        valid_until=request.gate_closure,
+        valid_until=request.end,
     )

@@ -16,8 +16,10 @@ Our readings and choices:
 - Sharing is proportional to what each member can give (`needed x available / total`), so no
   member is asked for more than it can give and all are asked alike; when the node cannot give
   what is asked, everyone gives all it can and the rest is a shortfall.
-- Re-dispatch is the same rule with the failing members' availability replaced by what they
-  deliver: the others take up the rest in proportion to their headroom.
+- Re-dispatch: a member that opted out counts for nothing, one that under-delivers for what
+  it is measured to deliver (its power before the event less its power now; negative when its
+  load went up); the others share what is still missing by the same rule, so the node's total
+  is made up where they can, not just the failing member's share.
 - Availability is measured once, at planning time, and holds for every interval of the event.
 """
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from oadr.enums import SignalName, SignalType
 from oadr.model import Event
@@ -137,15 +139,14 @@ def redispatch(
     members: Sequence[MemberFlex],
     delivering_kw: Mapping[str, float],
 ) -> Plan:
-    """Share again, counting the members in `delivering_kw` (opted out, or under-delivering)
-    for no more than they deliver; the others take up the rest."""
-    adjusted = [
-        replace(m, available_kw=min(m.available_kw, max(0.0, delivering_kw[m.member])))
-        if m.member in delivering_kw
-        else m
-        for m in members
-    ]
-    return plan(needed_kw, adjusted)
+    """Share again without the members in `delivering_kw` (opted out, or under-delivering):
+    they count for what they deliver (0 when opted out; negative when their load went up), and
+    the others share the rest. The plan has no share for them: their events are left alone
+    (lowering an under-deliverer's share would only make it deliver less still)."""
+    fixed_kw = math.fsum(delivering_kw.values())
+    others = [m for m in members if m.member not in delivering_kw]
+    rest = [max(0.0, kw - fixed_kw) for kw in needed_kw]
+    return plan(rest, others)
 
 
 def changed(old: Sequence[float], new: Sequence[float], threshold_kw: float) -> bool:

@@ -6,9 +6,10 @@ its `ca_file` (the aggregator's own CA: VENs only). It asks every member for tel
 configured granularity (`TelemetryDefaults`), as it asks any VEN that registers.
 
 The reads here decide nothing: which member is which venID (by the venName it registered),
-members' recent power per device (`<device>.power` readings), and what each member answered
-to its event. Events go through the VTN's own operator service, so delivery, opt tracking and
-the audit log are the VTN's.
+members' recent power per device (every numeric TELEMETRY reading, by the resourceID its
+metadata gave it, else by its rID less `.power`; in kW, as our gateways send it), and what each
+member answered to its event. Events go through the VTN's own operator service, so delivery,
+opt tracking and the audit log are the VTN's.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class MemberPower:
 
     mean_kw: dict[str, float]
     latest_kw: dict[str, float]
+    latest_at: datetime  # when the stalest of the latest readings was taken
+
+    def fresh_since(self, at: datetime) -> bool:
+        """Every device's latest reading was taken at or after `at`."""
+        return self.latest_at >= at
 
     @property
     def total_mean_kw(self) -> float:
@@ -117,15 +123,15 @@ async def members_by_name(context: Context) -> dict[str, VenId]:
 async def recent_power(
     context: Context, since: datetime, limit: int = 100_000
 ) -> dict[VenId, MemberPower]:
-    """Each VEN's `<device>.power` readings since `since`: mean and latest per device."""
+    """Each VEN's power readings since `since`: mean and latest per device."""
     async with context.store.transaction() as tx:
         rows = await tx.readings.query(start=since, limit=limit)
     values: dict[VenId, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     latest: dict[VenId, dict[str, tuple[datetime, float]]] = defaultdict(dict)
     for row in rows:
-        if row.value is None or not row.r_id.endswith(POWER_SUFFIX) or row.start is None:
+        if row.value is None or row.start is None:  # a status, not a power reading
             continue
-        device = row.r_id[: -len(POWER_SUFFIX)]
+        device = row.resource_id or row.r_id.removesuffix(POWER_SUFFIX)
         values[row.ven_id][device].append(row.value)
         seen = latest[row.ven_id].get(device)
         if seen is None or row.start >= seen[0]:
@@ -134,6 +140,7 @@ async def recent_power(
         ven: MemberPower(
             mean_kw={d: math.fsum(v) / len(v) for d, v in by_device.items()},
             latest_kw={d: kw for d, (_, kw) in latest[ven].items()},
+            latest_at=min(at for at, _ in latest[ven].values()),
         )
         for ven, by_device in values.items()
     }

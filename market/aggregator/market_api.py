@@ -20,7 +20,8 @@ MARKET_PATH = "/admin/v1/market"
 
 
 class MarketApiError(Exception):
-    """The market answered with an error (status and its reason)."""
+    """The market answered with an error (status and its reason), or could not be reached
+    (status 0)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(f"HTTP {status}: {reason}")
@@ -43,14 +44,18 @@ class MarketClient:
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        async with self._session.request(
-            method, self._base + path, json=body, headers=self._headers, ssl=self._ssl
-        ) as response:
-            data = await response.json(content_type=None)
-            if response.status >= 400:
-                reason = data.get("error", "") if isinstance(data, dict) else str(data)
-                raise MarketApiError(response.status, reason)
-            return data
+        try:
+            async with self._session.request(
+                method, self._base + path, json=body, headers=self._headers, ssl=self._ssl
+            ) as response:
+                data = await response.json(content_type=None)
+                status = response.status
+        except (aiohttp.ClientError, ValueError) as err:  # unreachable, or not JSON
+            raise MarketApiError(0, f"{method} {path}: {err}") from err
+        if status >= 400:
+            reason = data.get("error", "") if isinstance(data, dict) else str(data)
+            raise MarketApiError(status, reason)
+        return data
 
     async def open_requests(self) -> list[FlexRequest]:
         found = await self._call("GET", f"/requests?status={RequestStatus.OPEN.value}")

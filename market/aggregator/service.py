@@ -11,10 +11,15 @@ recent power, their answers) and, per node:
    (`disaggregation.plan`) and gives each member with a share its own LOAD_DISPATCH delta event
    (same start and intervals as the DSO's, targeted at its venID); a new modification upstream
    is shared again and the members' events modified; a cancellation cancels theirs;
-4. watches each member: one that opts out, or that once past `control.grace` delivers less
-   than its share (its power before the event less its latest power, `under_delivers`), counts
-   for what it delivers, and the rest is re-dispatched to the others (their events modified).
+4. watches each member: one that opts out, or whose readings taken `control.grace` after its
+   share last changed show it delivering less than its share (its power before the event less
+   its latest power, `under_delivers`), counts for what it delivers, and what is missing is
+   re-dispatched to the others (their events modified).
    When the others cannot make up for it within the tolerance, the node opts out upstream.
+
+With a `[market]` section it also bids, once per open flex request and node under that
+request's congestion point, what the members can give (`bidding.bid`, through `market_api`).
+An award comes back as an ordinary upstream event (`market.dispatch`) and is shared as above.
 
 The shares and the availability they were planned on live in memory: after a restart the
 events in flight are planned again and their member events modified (not doubled: member
@@ -40,7 +45,7 @@ from market.aggregator.config import AggregatorConfig, MarketConfig, NodeConfig
 from market.aggregator.disaggregation import MemberFlex
 from market.aggregator.downstream import DownstreamVtn, MemberPower
 from market.aggregator.market_api import MarketApiError, MarketClient
-from market.aggregator.upstream import NodeBus, NodePolicy, build_node_runner
+from market.aggregator.upstream import NodeBus, NodePolicy, Outlook, build_node_runner
 from market.dispatch import KW
 from market.model import KW_QUANTUM, NodeId, RequestId
 from oadr.enums import EventStatus, OptType, ResponseRequired, SignalName, SignalType
@@ -88,10 +93,13 @@ class NodeLink:
     config: NodeConfig
     bus: NodeBus
     runner: Runner
-    flexes: tuple[MemberFlex, ...] = ()
-    baseline_kw: float = 0.0
+    outlook: Outlook
     dispatches: dict[EventId, _Dispatch] = field(default_factory=dict)
     history: dict[EventId, _Dispatch] = field(default_factory=dict)  # the last few, when over
+
+    @property
+    def flexes(self) -> tuple[MemberFlex, ...]:
+        return self.outlook.flexes
 
 
 def member_event_id(node_id: str, upstream_id: str, member: str) -> EventId:
@@ -139,17 +147,12 @@ class Aggregator:
         self.bids: dict[tuple[RequestId, NodeId], BidPlan] = {}  # submitted, per request and node
         self._market = _market_client(config.market) if config.market is not None else None
         for node in config.nodes:
-            bus = NodeBus(node.node_id, clock)
-            link_ref: list[NodeLink] = []
-            policy = NodePolicy(
-                flexes=lambda ref=link_ref: ref[0].flexes,  # type: ignore[misc]
-                baseline_kw=lambda ref=link_ref: ref[0].baseline_kw,  # type: ignore[misc]
-                tolerance=config.control.tolerance,
-            )
+            bus, outlook = NodeBus(node.node_id, clock), Outlook()
+            policy = NodePolicy(outlook, config.control.tolerance)
             runner = build_node_runner(node, config.upstream, bus, policy, clock=clock)
-            link = NodeLink(config=node, bus=bus, runner=runner)
-            link_ref.append(link)
-            self.nodes[node.node_id] = link
+            self.nodes[node.node_id] = NodeLink(
+                config=node, bus=bus, runner=runner, outlook=outlook
+            )
 
     def stop(self) -> None:
         self._stop.set()
@@ -190,7 +193,7 @@ class Aggregator:
         if self._market is not None:
             try:
                 await self._bid(self._market, now)
-            except (TimeoutError, MarketApiError, OSError) as err:
+            except MarketApiError as err:
                 log.warning("bidding failed this round: %s", err)
 
     # --- bidding ----------------------------------------------------------------------------------
@@ -248,8 +251,8 @@ class Aggregator:
             flexes.append(MemberFlex(member=member.ven_name, available_kw=available))
             latest.append(seen.total_latest_kw)
             mean.append(seen.total_mean_kw)
-        link.flexes = tuple(flexes)
-        link.baseline_kw = math.fsum(mean)
+        link.outlook.flexes = tuple(flexes)
+        link.outlook.baseline_kw = math.fsum(mean)
         if latest:
             link.bus.set_power(math.fsum(latest), now)
 
@@ -295,7 +298,7 @@ class Aggregator:
         names: dict[str, VenId], power: dict[VenId, MemberPower], now: datetime,
         previous: _Dispatch | None,
     ) -> None:  # fmt: skip
-        needed = disaggregation.requested_kw(record.event, link.baseline_kw)
+        needed = disaggregation.requested_kw(record.event, link.outlook.baseline_kw)
         if needed is None:
             return
         baselines = {}
@@ -338,16 +341,18 @@ class Aggregator:
                 newly[member] = 0.0
                 log.info("member %s opted out of %s: re-dispatching", member, event_id)
                 continue
+            # Judged only on readings taken `grace` after its share last changed: telemetry
+            # that is merely late must not look like a member failing.
             since = max(found.changed_at.get(member, record.start_at), record.start_at)
             seen = power.get(ven) if ven is not None else None
-            if index is None or seen is None or now - since < control.grace:
+            if index is None or seen is None or not seen.fresh_since(since + control.grace):
                 continue
             delivered = found.baselines_kw.get(member, 0.0) - seen.total_latest_kw
             assigned = found.shares.get(member, ())[index : index + 1]
             if assigned and disaggregation.under_delivers(
                 assigned[0], delivered, control.tolerance
             ):
-                newly[member] = max(0.0, delivered)
+                newly[member] = delivered
                 log.info(
                     "member %s delivers %.3f of %.3f kW: re-dispatching",
                     member, delivered, assigned[0],

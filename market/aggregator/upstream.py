@@ -18,7 +18,8 @@ make up for members that fell away (`Session.opt_out`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType, TracebackType
 from typing import Self
@@ -71,22 +72,26 @@ class NodeBus:
         return None
 
 
+@dataclass
+class Outlook:
+    """What the node's members can give, as the service last saw it; the policy reads it."""
+
+    flexes: tuple[MemberFlex, ...] = ()
+    baseline_kw: float = 0.0  # the members' power summed (mean over the telemetry window)
+
+
 class NodePolicy:
     """optIn when the members can deliver what the event asks (module docstring)."""
 
-    def __init__(
-        self, flexes: Callable[[], Sequence[MemberFlex]], baseline_kw: Callable[[], float],
-        tolerance: float,
-    ) -> None:  # fmt: skip
-        self._flexes = flexes
-        self._baseline_kw = baseline_kw
+    def __init__(self, outlook: Outlook, tolerance: float) -> None:
+        self._outlook = outlook
         self._tolerance = tolerance
 
     def __call__(self, event: Event, now: datetime) -> Decision:
-        needed = disaggregation.requested_kw(event, self._baseline_kw())
+        needed = disaggregation.requested_kw(event, self._outlook.baseline_kw)
         if needed is None:
             return Decision(opt=OptType.OPT_OUT, reason="optOut (signal): no kW amount to share")
-        flexes = self._flexes()
+        flexes = self._outlook.flexes
         result = disaggregation.plan(needed, flexes)
         available = sum(f.available_kw for f in flexes if not f.opted_out)
         if disaggregation.can_deliver(result, needed, self._tolerance):

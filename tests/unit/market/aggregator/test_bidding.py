@@ -28,7 +28,7 @@ def test_the_node_offers_its_members_sum_derated_and_capped_by_the_need() -> Non
     assert plan is not None
     # 8.5 kW x 0.9 = 7.65, except where the DSO needs only 3.
     assert plan.offered_kw == (D("7.650"), D("3.000"), D("7.650"), D("7.650"))
-    assert plan.divisible and plan.valid_until == request.gate_closure
+    assert plan.divisible and plan.valid_until == request.end
     assert plan.node_id == NODE
 
 

@@ -120,15 +120,28 @@ def test_no_member_is_asked_more_than_it_can_give_and_the_total_adds_up(
 
 
 def test_the_rest_is_redispatched_to_the_others() -> None:
+    members = [flex("a", 10.0), flex("b", 10.0), flex("c", 10.0), flex("d", 10.0)]
+    first = disaggregation.plan([16.0], members)
+    assert first.shares_kw["a"] == pytest.approx((4.0,))
+    # a opts out (delivers nothing), b delivers 1 kW of its 4: c and d make up the other 15.
+    again = disaggregation.redispatch([16.0], members, {"a": 0.0, "b": 1.0})
+    assert set(again.shares_kw) == {"c", "d"}  # a's and b's events are left alone
+    assert again.shares_kw["c"] == pytest.approx((7.5,))
+    assert again.shortfall_kw == pytest.approx((0.0,))
+
+
+def test_a_member_whose_load_went_up_is_made_up_for_too() -> None:
     members = [flex("a", 10.0), flex("b", 10.0), flex("c", 10.0)]
-    first = disaggregation.plan([15.0], members)
-    assert first.shares_kw["a"] == pytest.approx((5.0,))
-    # a opts out (delivers nothing), b delivers 2 kW of its 5: c and b make up the rest.
-    again = disaggregation.redispatch([15.0], members, {"a": 0.0, "b": 2.0})
-    assert again.shares_kw["a"] == (0.0,)
-    assert again.shares_kw["b"][0] <= 2.0 + 1e-9
-    assert again.total_kw(0) == pytest.approx(12.0)  # b 2 + c 10: the most they can give
-    assert again.shortfall_kw == pytest.approx((3.0,))
+    again = disaggregation.redispatch([12.0], members, {"a": -2.0})  # a's oven came on
+    assert again.total_kw(0) == pytest.approx(14.0)
+
+
+def test_what_the_others_cannot_make_up_is_a_shortfall() -> None:
+    members = [flex("a", 10.0), flex("b", 3.0)]
+    again = disaggregation.redispatch([10.0], members, {"a": 0.0})
+    assert again.shares_kw == {"b": pytest.approx((3.0,))}
+    assert again.shortfall_kw == pytest.approx((7.0,))
+    assert not disaggregation.can_deliver(again, [10.0], tolerance=0.1)
 
 
 @pytest.mark.parametrize(
