@@ -1,7 +1,8 @@
 """UFTP transport for the market, DSO role: aggregators that speak Shapeshifter trade with us.
 
 A thin adapter on `shapeshifter_uftp.ShapeshifterDsoService`: the library runs the HTTP server
-(uvicorn, in its own thread), checks libsodium signatures, and sends our messages with its
+(its FastAPI app and uvicorn, in its own thread; `HostileXmlGuard` in front refuses oversize and
+DTD-bearing bodies), checks libsodium signatures, and sends our messages with its
 DSO → AGR client; `market.uftp` maps messages to our model; `market.service` decides. Inbound:
 
 - FlexOffer → `service.submit_bid` for the sender's virtual end node under the offer's
@@ -31,16 +32,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, Final, TypeVar
 
-import uvicorn
 from shapeshifter_uftp import ShapeshifterDsoService, transport
 from shapeshifter_uftp.uftp import (
     AcceptedRejected,
@@ -51,15 +51,11 @@ from shapeshifter_uftp.uftp import (
     FlexOfferRevocation,
     FlexOfferRevocationResponse,
     PayloadMessage,
-    SignedMessage,
 )
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from xsdata.exceptions import ParserError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from market import service, uftp
 from market.accounts import Actor
@@ -96,13 +92,16 @@ _CLEARED_OR_AFTER: Final = frozenset(
     }
 )
 _PAGE: Final = 100
+MESSAGE_PATH: Final = "/shapeshifter/api/v3/message"  # the library's default
 
 
-def _library_types_only() -> None:
+def library_types_only() -> None:
     """Make the library's shared parser look for message classes only in the library.
 
-    `transport.unseal_message` parses without naming the class, so xsdata picks among every
-    imported dataclass with the root's name, and ours (`market.model.FlexRequest`) would do.
+    Still needed with the library's own service: `transport.unseal_message` parses the signed
+    payload without naming its class, the library's classes have no namespace, and xsdata takes
+    the last imported dataclass with the root's name, so `market.model.FlexRequest` (imported
+    after the library) wins over the UFTP FlexRequest. Process-wide: the parser is the library's.
     """
     context = transport.parser.context
     if context.models_package != _LIBRARY_MODELS:
@@ -141,7 +140,8 @@ class UftpConfig:
     peers: tuple[UftpPeer, ...]
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port, read back from `DsoUftpService.url`
-    path: str = "/shapeshifter/api/v3/message"
+    path: str = MESSAGE_PATH
+    max_body_bytes: int = 1 << 20  # larger bodies are answered 413 before the library reads them
     bridge_timeout: timedelta = timedelta(seconds=10)
 
 
@@ -154,70 +154,103 @@ def _derived_id(*parts: str) -> str:
     return str(uuid.uuid5(_IDS, "/".join(parts)))
 
 
-class StarletteTransport:
-    """Stands in for `ShapeshifterService.__init__`: the same service, another HTTP route.
+class HostileXmlGuard:
+    """ASGI middleware before the library's FastAPI app: refuse what its parser should not see.
 
-    The library builds its one route with `fastapi_xml`, whose 1.1.2 cannot build a route on
-    the FastAPI we have (0.165: `Dependant` lost `is_coroutine_callable`), so constructing any
-    library service fails. This sets what the library's `__init__` sets, with a Starlette
-    route that does what the `fastapi_xml` route did: parse the SignedMessage with the
-    library's parser and hand it to the library's `_receive_message` (signature check,
-    sender check, accepted types, the worker threads). Uvicorn, the clients, signing and the
-    message classes stay the library's. Put it before the library's service in the bases.
+    The library parses the SignedMessage with xsdata on lxml (`iterparse` with `load_dtd=False,
+    resolve_entities=False`, but `recover=True`): it loads no external entity and libxml2 stops
+    a billion laughs, yet internal entities are still expanded in attribute values and any
+    declared encoding is honoured. UFTP messages are UTF-8 (the library's own
+    `InvalidContentTypeException` says so) and need no DTD, so anything else is answered 400
+    here, and a body over `max_body_bytes` 413, before the library reads it; only the message
+    path is served (the library's app also has FastAPI's documentation pages). The signed payload
+    inside is out of our reach (base64 in the envelope): the library parses it, with the same
+    parser, only once its signature checked, i.e. from a participant we hold a key for; a bomb
+    there fails in libxml2 and is answered 400 (tested), an internal entity would be expanded.
     """
 
-    max_body_bytes: ClassVar[int] = 1 << 20
-    _receive_message: Callable[[SignedMessage], Response]  # the library service's, via the MRO
-
-    def __init__(
-        self,
-        sender_domain: str,
-        signing_key: str,
-        key_lookup_function: Callable[[str, str], str],
-        endpoint_lookup_function: Callable[[str, str], str],
-        host: str = "127.0.0.1",
-        port: int = 0,
-        path: str = "/shapeshifter/api/v3/message",
-        version: str = "3.1.0",
-    ) -> None:
-        _library_types_only()
-        self.version = version
-        self.sender_domain = sender_domain
-        self.signing_key = signing_key
-        self.key_lookup_function = key_lookup_function
-        self.endpoint_lookup_function = endpoint_lookup_function
-        self.oauth_lookup_function = None
+    def __init__(self, app: ASGIApp, path: str, max_body_bytes: int = 1 << 20) -> None:
+        self.app = app
         self.path = path
-        self.app = Starlette(routes=[Route(path, self._post, methods=["POST"])])
-        # log_config=None: uvicorn leaves the host process's logging configuration alone
-        config = uvicorn.Config(app=self.app, host=host, port=port, log_config=None)
-        self.server = uvicorn.Server(config)
-        self.server_thread = None
-        self.inbound_executor = ThreadPoolExecutor(max_workers=4)
-        self.outbound_executor = ThreadPoolExecutor(max_workers=4)
+        self.max_body_bytes = max_body_bytes
 
-    @property
-    def url(self) -> str:
-        """The service's UFTP endpoint once started (the real port when configured with 0)."""
-        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}{self.path}"
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] != self.path:  # FastAPI's /docs, /openapi.json: not for peers
+            await Response(status_code=404)(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await Response(status_code=413)(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the sender left: nobody to answer
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:  # chunked, or a Content-Length that lied
+                await Response(status_code=413)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if not _plain_xml(body):
+            await Response(status_code=400)(scope, receive, send)
+            return
+        replayed = False
 
-    async def _post(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > self.max_body_bytes:
-            return Response(status_code=413)
-        if b"<!DOCTYPE" in body.upper():  # no entities, no external references
-            return Response(status_code=400)
-        try:
-            signed = transport.parser.from_bytes(body, SignedMessage)
-        except (ParserError, ValueError, TypeError):
-            return Response(status_code=400)
-        # the library's handler looks keys up and may queue a rejection: not on this loop
-        return await run_in_threadpool(self._receive_message, signed)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: wait for the disconnect as before
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
-class DsoUftpService(StarletteTransport, ShapeshifterDsoService):  # type: ignore[misc]
-    """The library's DSO service, deciding with our market. Start it with `running()`."""
+def _plain_xml(body: bytes) -> bool:
+    """UTF-8 without NUL, no non-UTF-8 encoding declaration, no DOCTYPE or ENTITY declaration.
+
+    Checked on the decoded text: a UTF-16 or UTF-7 body could spell "<!DOCTYPE" in bytes that a
+    byte search would not find, and lxml would honour its declared encoding.
+    """
+    try:
+        text = body.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    encoding = _ENCODING.search(text)
+    return (
+        "\x00" not in text
+        and (encoding is None or encoding.group(1).lower() in {"utf-8", "utf8"})
+        and _DECLARATION.search(text) is None
+    )
+
+
+_DECLARATION: Final = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_ENCODING: Final = re.compile(r"""<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
+
+
+def endpoint_url(running_service: Any, path: str = MESSAGE_PATH) -> str:
+    """The message URL a started library service listens on: its uvicorn socket's address.
+
+    The library keeps no URL or path; uvicorn, given port 0, binds a free port we read back.
+    """
+    host, port = running_service.server.servers[0].sockets[0].getsockname()[:2]
+    return f"http://{host}:{port}{path}"
+
+
+class DsoUftpService(ShapeshifterDsoService):  # type: ignore[misc]
+    """The library's DSO service, deciding with our market. Start it with `running()`.
+
+    The library builds the FastAPI app, its one route and the uvicorn server; we only put
+    `HostileXmlGuard` in front of the app before the server starts.
+    """
 
     def __init__(
         self,
@@ -232,16 +265,24 @@ class DsoUftpService(StarletteTransport, ShapeshifterDsoService):  # type: ignor
         self.clock = clock
         self.peers: dict[str, UftpPeer] = {p.domain: p for p in config.peers}
         self.responses: list[PayloadMessage] = []  # list.append is atomic: threads may add
-        StarletteTransport.__init__(
-            self,
+        library_types_only()
+        super().__init__(
             sender_domain=config.context.dso_domain,
             signing_key=config.signing_key,
             key_lookup_function=self._public_key,
             endpoint_lookup_function=self._endpoint,
             host=config.host,
-            port=config.port,
+            port=config.port,  # uvicorn binds port 0 to a free port: read `url` once started
             path=config.path,
         )
+        self.app.add_middleware(
+            HostileXmlGuard, path=config.path, max_body_bytes=config.max_body_bytes
+        )
+
+    @property
+    def url(self) -> str:
+        """The UFTP endpoint once started (with the real port when configured with 0)."""
+        return endpoint_url(self, self.config.path)
 
     # --- participant lookup: a static table instead of DNS --------------------------------------
 

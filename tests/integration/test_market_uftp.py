@@ -8,18 +8,19 @@ Rejected with the market's reason and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import io
 import queue
 import uuid
-from base64 import b64encode
-from collections.abc import AsyncIterator
+from base64 import b64decode, b64encode
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
-from nacl.bindings import crypto_sign_keypair
+from nacl.bindings import crypto_sign, crypto_sign_keypair
 from shapeshifter_uftp import ShapeshifterAgrService, transport
 from shapeshifter_uftp.uftp import (
     AcceptedRejected,
@@ -45,7 +46,7 @@ from market.model import AggregatorId, BidId, CongestionPointId, Delivery, NodeI
 from market.settlement import settle
 from market.store import Market
 from market.uftp import Envelope, UftpContext
-from market.uftp_service import DsoUftpService, StarletteTransport, UftpConfig, UftpPeer
+from market.uftp_service import DsoUftpService, UftpConfig, UftpPeer
 from tests.factories import make_bid, make_flex_request
 from tests.integration.test_market_api import (
     GATE,
@@ -69,19 +70,26 @@ def keypair() -> tuple[str, str]:
     return b64encode(public).decode(), b64encode(private).decode()
 
 
-class Aggregator(StarletteTransport, ShapeshifterAgrService):  # type: ignore[misc]
-    """A UFTP aggregator that keeps what the DSO sends it, for the test to read in order."""
+class Aggregator(ShapeshifterAgrService):  # type: ignore[misc]
+    """A UFTP aggregator, the library's own service on a free port, that keeps what the DSO
+    sends it for the test to read in order."""
 
     def __init__(self, *, private_key: str, dso_public_key: str) -> None:
         self.inbox: queue.Queue[PayloadMessage] = queue.Queue()
         self.dso_url = ""
-        StarletteTransport.__init__(
-            self,
+        uftp_service.library_types_only()  # it unseals FlexRequests: not ours (see there)
+        super().__init__(
             sender_domain=AGR_DOMAIN,
             signing_key=private_key,
             key_lookup_function=lambda domain, role: dso_public_key,
             endpoint_lookup_function=lambda domain, role: self.dso_url,
+            host="127.0.0.1",
+            port=0,
         )
+
+    @property
+    def url(self) -> str:
+        return uftp_service.endpoint_url(self)
 
     def _keep(self, message: PayloadMessage) -> None:
         self.inbox.put(message)
@@ -300,9 +308,33 @@ def sealed(message: PayloadMessage, sender_domain: str, private_key: str) -> byt
     return str(transport.to_xml(envelope)).encode()
 
 
-async def post(url: str, body: bytes) -> int:
-    async with aiohttp.ClientSession() as session, session.post(url, data=body) as response:
+async def post(url: str, body: bytes | Iterable[bytes]) -> int:
+    """The HTTP status; an iterable body is sent chunked, without a Content-Length."""
+    # BytesIO: aiohttp warns about large raw bytes, and still sends a Content-Length
+    data: Any = io.BytesIO(body) if isinstance(body, bytes) else _stream(body)
+    async with aiohttp.ClientSession() as session, session.post(url, data=data) as response:
         return response.status
+
+
+async def _stream(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+# 10 characters, then ten references to the entity before, 8 times: 10^9 characters expanded
+BILLION_LAUGHS: Final = (
+    b'<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+    + b"".join(
+        b'<!ENTITY %c "%s">' % (98 + level, (b"&%c;" % (97 + level)) * 10) for level in range(8)
+    )
+    + b"]>"
+)
+
+
+def with_doctype(xml: bytes, doctype: bytes) -> bytes:
+    """`xml` with `doctype` after its XML declaration, where a DTD goes."""
+    declaration, end, rest = xml.partition(b"?>")
+    return declaration + end + doctype + rest
 
 
 async def test_a_message_not_signed_by_a_known_aggregator_is_refused_at_the_door(
@@ -332,6 +364,69 @@ async def test_a_message_not_signed_by_a_known_aggregator_is_refused_at_the_door
     assert statuses == {"wrong key": 401, "unknown sender": 401, "doctype": 400, "not UFTP": 400}
     assert after == before
     assert pair.agr.inbox.empty()  # and nobody was answered
+
+
+async def test_a_dtd_or_an_oversize_body_is_refused_before_the_library_parses_it(
+    pki: DevPki, database_url: str
+) -> None:
+    """The guard in front of the library's app; the last case is the library's own parser."""
+    async with market_vtn(pki, database_url, Clock()) as vtn, uftp_pair(vtn) as pair:
+        await grid(vtn)
+        before = await snapshot(vtn)
+        request = make_flex_request(point_id=CongestionPointId("cp-1"), start=START)
+        bid = make_bid(offered_kw=(D(4),) * 4, valid_until=START + timedelta(hours=2))
+        offer = uftp.to_flex_offer(
+            bid, request, Envelope.new(AGR_DOMAIN, CTX.dso_domain, vtn.clock()), CTX,
+            request_message_id=uftp_service.request_message_id("req-1", AGR_DOMAIN),
+        )  # fmt: skip
+        # signed by the aggregator: without the guard, the library would parse past the DTD
+        # and the market would take the offer
+        good = sealed(offer, AGR_DOMAIN, pair.agr.signing_key)
+        harmless = b'<!DOCTYPE SignedMessage [<!ENTITY e "x">]>'
+        external = b'<!DOCTYPE SignedMessage [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+        payload = with_doctype(str(transport.to_xml(offer)).encode(), BILLION_LAUGHS).replace(
+            f'SenderDomain="{AGR_DOMAIN}"'.encode(), b'SenderDomain="&i;"'
+        )
+        bomb_inside = SignedMessage(
+            sender_domain=AGR_DOMAIN,
+            sender_role="AGR",
+            body=crypto_sign(payload, b64decode(pair.agr.signing_key)),
+        )
+        limit = pair.dso.config.max_body_bytes
+        statuses = {
+            "internal entity": await post(pair.dso.url, with_doctype(good, harmless)),
+            "external entity": await post(pair.dso.url, with_doctype(good, external)),
+            "billion laughs": await post(pair.dso.url, with_doctype(good, BILLION_LAUGHS)),
+            "UTF-16": await post(pair.dso.url, with_doctype(good, harmless).decode().replace(
+                "UTF-8", "UTF-16").encode("utf-16")),
+            "UTF-7": await post(pair.dso.url, good.replace(b"UTF-8", b"UTF-7").replace(
+                b"?>", b"?>+ADw-!DOCTYPE SignedMessage+AD4-", 1)),
+            "over the limit": await post(pair.dso.url, good + b" " * (limit + 1 - len(good))),
+            "chunked over": await post(pair.dso.url, [good] + [b" " * 4096] * (limit // 4096)),
+            "bomb in the signed payload": await post(pair.dso.url, str(transport.to_xml(
+                bomb_inside)).encode()),
+        }  # fmt: skip
+        await asyncio.sleep(0.2)  # were anything handed to a worker, it would be stored by now
+        after = await snapshot(vtn)
+        docs_url = pair.dso.url.replace(uftp_service.MESSAGE_PATH, "/docs")
+        async with aiohttp.ClientSession() as session, session.get(docs_url) as docs:
+            docs_status = docs.status
+        accepted = await post(pair.dso.url, good)  # the same message, without a DTD
+        answer = await pair.agr.receive(FlexOfferResponse)
+
+    assert statuses == {
+        "internal entity": 400,
+        "external entity": 400,
+        "billion laughs": 400,
+        "UTF-16": 400,
+        "UTF-7": 400,
+        "over the limit": 413,
+        "chunked over": 413,
+        "bomb in the signed payload": 400,  # SchemaException: libxml2 stops the expansion
+    }
+    assert after == before
+    assert docs_status == 404  # only the message path is served
+    assert (accepted, answer.flex_offer_message_id) == (200, offer.message_id)
 
 
 def test_a_stored_statement_reads_back_as_the_statement_that_was_issued() -> None:
