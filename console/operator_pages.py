@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from console import forms, views
+from console import forms, involvement, views
 from console.accounts import Role
+from console.store import ConsoleStore
 from console.web import PREFIX, NotFound, Viewer, context_of, now_of, page, render, see_other
 from oadr import events as event_rules
 from oadr.errors import OadrError
@@ -119,6 +120,7 @@ async def _events_form(
     async with context.store.transaction() as tx:
         listed = await tx.events.listing(now=now, limit=200)
         registered = await tx.vens.registered()
+        excluded = await _excluded(tx)
     default_start = (now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
     return render(
         request,
@@ -128,6 +130,7 @@ async def _events_form(
         events=[event_rules.refresh(e, now) for e in listed],
         end=event_rules.end,
         vens=sorted(v.ven_id for v in registered),
+        excluded=excluded,
         signals=forms.SIGNALS,
         errors=errors or {},
         values=values
@@ -163,9 +166,10 @@ async def create_event(request: web.Request, viewer: Viewer) -> web.Response:
             )
     try:
         body = forms.validated(schemas.EventCreate, forms.event_create(fields, ven_ids, now, known))
-        created = await operator.create_event(
-            context, schemas.event(body, created=now), actor=viewer.actor, now=now
-        )
+        event = schemas.event(body, created=now)
+        async with context.store.transaction() as tx:
+            await _refuse_excluded(tx, event, now)
+        created = await operator.create_event(context, event, actor=viewer.actor, now=now)
     except forms.FormErrors as errors:
         return await _events_form(
             request,
@@ -179,6 +183,44 @@ async def create_event(request: web.Request, viewer: Viewer) -> web.Response:
             request, viewer, status=422, errors={"": str(err)}, values=fields | {"ven_ids": ven_ids}
         )
     return see_other(f"{BASE}/events/{created.event_id}", "Event created.")
+
+
+async def _excluded(tx: Tx) -> set[str]:
+    return involvement.excluded(await ConsoleStore(tx.connection).all_preferences())
+
+
+async def _refuse_excluded(tx: Tx, event: Event, now: datetime) -> None:
+    """FormErrors if the event would reach a gateway whose prosumer asked, in the console, not
+    to be included in events (`console.involvement`): the event is not made at all."""
+    excluded = await _excluded(tx)
+    reached = sorted(
+        v.ven_id
+        for v in await tx.vens.registered()
+        if v.ven_id in excluded and delivery.events_for(v, [event], now)
+    )
+    if not reached:
+        return
+    errors = forms.FormErrors()
+    names = ", ".join(reached)
+    by_id = [v for v in reached if v in event.target.ven_ids]
+    if by_id:
+        errors.add(
+            "ven_ids",
+            f"{', '.join(by_id)}: the prosumer asked not to be included in events; unselect it",
+        )
+    groups = set(event.target.group_ids)
+    if groups:
+        errors.add(
+            "group_ids",
+            f"a group includes {names}, whose prosumer asked not to be included in events; "
+            "choose VENs one by one instead",
+        )
+    errors.add(
+        "",
+        f"Not created: the event would reach {names}, whose prosumer asked not to be "
+        "included in events.",
+    )
+    raise errors
 
 
 async def delivery_rows(tx: Tx, event: Event, now: datetime) -> list[dict[str, Any]]:

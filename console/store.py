@@ -108,6 +108,10 @@ class ConsoleStore:
         body = (await self.connection.execute(query)).scalar_one_or_none()
         return None if body is None else dict(body)
 
+    async def all_preferences(self) -> dict[str, dict[str, Any]]:
+        query = select(console_preferences.c.ven_id, console_preferences.c.body)
+        return {ven_id: dict(body) for ven_id, body in await self.connection.execute(query)}
+
     async def save_preferences(self, ven_id: str, body: dict[str, Any], now: datetime) -> None:
         result = await self.connection.execute(
             update(console_preferences)

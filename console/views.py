@@ -1,5 +1,14 @@
 """What the console's pages show, read in one VTN transaction: congestion points with load and
-forecast, the market (optionally one aggregator's share of it), a prosumer's readings.
+forecast, the market (optionally one aggregator's share of it), a prosumer's readings and the
+market awards its node was paid for.
+
+A prosumer's reward per event (computed in `console.rewards`, explained on its page): for a
+market award, its share of the node's settled payment for that award, pro rata to the kWh each
+member delivered (mean power during the event against the same length just before), or, before
+settlement, an estimate marked "estimated" (delivered kWh, at most the kWh ordered, times the
+award's price); for a direct DSO event, the operator's rate (`ConsoleExtension.
+direct_event_rate_eur_per_kwh`, default 0: "no payment for direct events") times its kWh. EUR,
+Decimal, rounded to cents.
 
 Read-only, and each function is told whose view it builds: `aggregator_id=None` is the DSO's
 view of everything; an aggregator id filters every list to that aggregator's own rows.
@@ -13,10 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from forecast.store import Forecasts
 from market.model import Bid, FlexRequest, VirtualEndNode
 from market.store import Market, StoredAward
 from market.store.grid import PointResource
+from market.store.tables import market_awards, market_point_resources
 from vtn.store.db import Tx
 from vtn.store.reports import Reading
 
@@ -192,3 +204,74 @@ async def market(tx: Tx, *, aggregator_id: str | None, limit: int = 50) -> Marke
     nodes = [(node, await m.nodes.members(node.node_id)) for node in own_nodes]
     statements = await m.statements.page(aggregator_id=aggregator_id)
     return MarketView(requests=views, statements=statements, nodes=nodes)
+
+
+# --- a prosumer's market events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarketEvent:
+    """An award dispatched as an OpenADR event to a node the prosumer was a member of when the
+    award's request started: what `console.rewards.market` shares out."""
+
+    request: FlexRequest
+    stored: StoredAward
+    node: VirtualEndNode
+    member_ven_ids: tuple[str, ...]  # the members' gateways then (theirs and mine)
+    statement: dict[str, Any] | None  # the aggregator's settlement statement; None: not yet
+
+
+async def _ven_of_prosumer(tx: Tx) -> dict[str, str]:
+    rows = await tx.connection.execute(
+        select(market_point_resources.c.prosumer_id, market_point_resources.c.ven_id)
+    )
+    return {prosumer_id: ven_id for prosumer_id, ven_id in rows if ven_id is not None}
+
+
+async def market_events(tx: Tx, ven_id: str) -> dict[str, MarketEvent]:
+    """By eventID: the dispatched awards of the nodes this gateway's prosumer belonged to."""
+    m = Market.on(tx)
+    ven_of = await _ven_of_prosumer(tx)
+    mine = {prosumer_id for prosumer_id, ven in ven_of.items() if ven == ven_id}
+    if not mine:
+        return {}
+    nodes = {}
+    memberships = {}
+    for node in await m.nodes.page():
+        members = await m.nodes.members(node.node_id, active_only=False)
+        if any(member.prosumer_id in mine for member in members):
+            nodes[node.node_id] = node
+            memberships[node.node_id] = members
+    found: dict[str, MarketEvent] = {}
+    if not nodes:
+        return found
+    dispatched = select(market_awards.c.request_id).where(
+        market_awards.c.node_id.in_(list(nodes)), market_awards.c.event_id.is_not(None)
+    )
+    for request_id in sorted(set((await tx.connection.execute(dispatched)).scalars())):
+        request = await m.requests.get(request_id)
+        if request is None:
+            continue
+        for stored in await m.awards.for_request(request.request_id):
+            node_id = stored.award.node_id
+            if stored.event_id is None or node_id not in nodes:
+                continue
+            then = [
+                member.prosumer_id
+                for member in memberships[node_id]
+                if member.joined_at <= request.start
+                and (member.left_at is None or member.left_at > request.start)
+            ]
+            if not mine.intersection(then):
+                continue  # joined after, or left before, this request
+            statements = await m.statements.page(
+                request_id=request.request_id, aggregator_id=stored.award.aggregator_id
+            )
+            found[stored.event_id] = MarketEvent(
+                request=request,
+                stored=stored,
+                node=nodes[node_id],
+                member_ven_ids=tuple(sorted({ven_of[p] for p in then if p in ven_of})),
+                statement=statements[-1] if statements else None,
+            )
+    return found

@@ -13,6 +13,7 @@ import importlib.resources
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -51,11 +52,20 @@ class ConsoleExtension:
     """`VtnConfig(extensions=(ConsoleExtension(),))`: the console on the VTN's own server.
 
     `secure_cookies=False` only for a VTN on plain HTTP (--insecure-http); the cookie is then
-    not `__Host-` prefixed.
+    not `__Host-` prefixed. `direct_event_rate_eur_per_kwh` is the operator's incentive for
+    energy delivered in a direct DSO event (not a market award); 0: direct events are not paid
+    (`console.rewards`).
     """
 
     policy: Policy = field(default_factory=Policy)
     secure_cookies: bool = True
+    direct_event_rate_eur_per_kwh: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        if not self.direct_event_rate_eur_per_kwh.is_finite() or (
+            self.direct_event_rate_eur_per_kwh < 0
+        ):
+            raise ValueError("the direct event rate must be a price >= 0 EUR/kWh")
 
     @property
     def routes(self) -> Sequence[Route]:
@@ -151,6 +161,10 @@ class NotFound(Exception):
 
 
 PageHandler = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
+
+
+def settings_of(request: web.Request) -> ConsoleExtension:
+    return request.app[SETTINGS]
 
 
 def context_of(request: web.Request) -> Context:

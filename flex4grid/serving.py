@@ -18,6 +18,7 @@ from vtn.store.db import Store
 
 PRICE_CAP_ENV = "FLEX4GRID_FLEX_PRICE_CAP"  # EUR/kWh of the forecast's automatic flex requests
 DEFAULT_PRICE_CAP = Decimal("0.50")
+DIRECT_RATE_ENV = "FLEX4GRID_DIRECT_EVENT_RATE"  # EUR/kWh the console shows for direct events
 FORECAST_INTERVAL = timedelta(minutes=15)  # one ISP: every point is re-forecast each ISP
 
 
@@ -75,6 +76,14 @@ def data(store: Store, options: ServeOptions) -> Extension:
 
 
 def console(store: Store, options: ServeOptions) -> Extension:
+    """The web console; $FLEX4GRID_DIRECT_EVENT_RATE (EUR/kWh, default 0: no payment) is the
+    operator's reward for energy a prosumer delivers in a direct DSO event."""
     from console.web import ConsoleExtension
 
-    return ConsoleExtension(secure_cookies=not options.insecure_http)
+    try:
+        rate = Decimal(os.environ.get(DIRECT_RATE_ENV, "0"))
+        return ConsoleExtension(
+            secure_cookies=not options.insecure_http, direct_event_rate_eur_per_kwh=rate
+        )
+    except (InvalidOperation, ValueError):
+        raise ServeError(f"${DIRECT_RATE_ENV} must be a price >= 0 in EUR/kWh, e.g. 0.10") from None

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import aiohttp
 from aiohttp import web
@@ -56,8 +57,11 @@ async def console_vtn(
     *,
     settings: VtnSettings | None = None,
     policy: Policy | None = None,
+    direct_event_rate_eur_per_kwh: Decimal = Decimal(0),
 ) -> AsyncIterator[ConsoleSite]:
-    extension = ConsoleExtension(policy=policy or Policy())
+    extension = ConsoleExtension(
+        policy=policy or Policy(), direct_event_rate_eur_per_kwh=direct_event_rate_eur_per_kwh
+    )
     config = VtnConfig(
         settings=settings or VtnSettings(),
         database_url=database_url,

@@ -307,6 +307,13 @@ async def test_a_prosumer_opts_out_of_an_event_and_revokes_a_data_grant(
             await ui.page.wait_for_load_state("networkidle")
             assert "Grant revoked" in await ui.page.inner_text(".notice")
             assert "revoked" in await row.inner_text()
+            # What the gateway keeps itself is text; the one console preference the DSO honours.
+            assert "comfort band" in await ui.page.inner_text("#gateway-enforced")
+            await ui.page.get_by_label("Do not include me in events").check()
+            await ui.page.get_by_role("button", name="Save preferences").click()
+            await ui.page.wait_for_load_state("networkidle")
+            assert "Preferences saved." in await ui.page.inner_text(".notice")
+            assert "You are not included in events." in await ui.page.inner_text("#dso-honours")
             await ui.shot(screenshots, "prosumer-after")
             # Usable on a phone: nothing wider than the screen.
             width = "document.documentElement.scrollWidth <= window.innerWidth"
@@ -325,6 +332,7 @@ async def test_a_prosumer_opts_out_of_an_event_and_revokes_a_data_grant(
         assert {
             ("console:pat", "console.opt.out"),
             ("console:pat", "console.grant.revoke"),
+            ("console:pat", "console.preferences"),
         } <= audited
 
 
