@@ -7,8 +7,8 @@ forecast overload window and is created through the VTN's operator service, the 
 signal (OpenADR 2.0b's basic shed levels: 1 moderate, 2 high, 3 special), which every VEN
 understands; each household decides by its own policy whether to opt in.
 
-A market mode (`--mode market`: a flexibility request that aggregators bid on, cleared and
-dispatched as events) plugs in beside this as another `Requester` (flex4grid.demo.pilot.MODES).
+The market mode (`--mode market`: a flexibility request that an aggregator bids on, cleared and
+dispatched as an event) is beside this: `flex4grid.demo.marketplace`.
 """
 
 from __future__ import annotations

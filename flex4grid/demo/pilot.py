@@ -11,10 +11,14 @@ registration takes on a slow machine, it costs no simulated time. Then the clock
 times real time.
 
 The day: the DSO's forecast (`forecast.plan`) finds each feeder's evening overload; at
-`notice` before each window the DSO asks for flexibility (`MODES[mode]`: a direct event now, a
-market later); the VTN pushes the event, each VEN opts in or out and drives its devices;
-telemetry comes back as the VTN's report requests ask (15-minute means, sent hourly). After the
-day, delivery is measured from the VTN's stored readings (`results.measure`).
+`notice` before each window the DSO asks for flexibility (`MODES[mode]`): a direct event
+(`dso`), which the VTN pushes, each VEN opting in or out and driving its devices; or a flex
+request on the local market (`marketplace`), where the VTN runs the market, an in-process
+aggregator (same clock) bids, and its award is shared across the households, which are then the
+aggregator's VENs, not the DSO's. Telemetry comes back as the VTN's report requests ask
+(15-minute means). After the day, delivery is measured from the stored readings of the VTN the
+households report to (`results.measure`), and in market mode the request is measured and
+settled.
 """
 
 from __future__ import annotations
@@ -39,11 +43,13 @@ from aiohttp import web
 from certs import fingerprint
 from certs.dev import DevPki, make_dev_pki
 from certs.files import IdentityFiles
-from flex4grid.demo import dso, forecast, profiles, results, scenario
+from flex4grid.demo import dso, forecast, marketplace, profiles, results, scenario
 from flex4grid.demo.clock import SimClock
 from flex4grid.demo.forecast import FeederPlan
+from flex4grid.demo.marketplace import MarketRun, Settled
 from flex4grid.demo.profiles import LJUBLJANA, DayProfiles, Site
 from flex4grid.demo.scenario import HouseholdSpec
+from market.http import MARKET, MarketExtension
 from oadr.enums import OptType
 from oadr.model import Event, EventId, VenId
 from oadr.signing import SigningKey
@@ -63,7 +69,8 @@ log = logging.getLogger("flex4grid.demo")
 # A flexibility request for one feeder: (VTN context, the feeder's plan, its VENs, now) -> the
 # events created.
 Requester = Callable[[Context, FeederPlan, Sequence[VenId], datetime], Awaitable[list[EventId]]]
-MODES: dict[str, Requester] = {"event": dso.request}
+# "market": the flex request only; `marketplace.MarketRun` does the rest (bids, gate, award).
+MODES: dict[str, Requester] = {"event": dso.request, "market": marketplace.request}
 
 REPLAY_TOLERANCE_S = 30.0  # real seconds a signed message may be off (scaled to the clock)
 REGISTRATION_TIMEOUT_S = 300.0
@@ -102,6 +109,7 @@ class Live:
     acknowledged: int = 0
     targeted: int = 0
     phase: str = "starting"
+    market: MarketRun | None = None  # --mode market: the households answer the aggregator
 
     def online(self) -> int:
         return sum(r.session.state.phase == Phase.REGISTERED for r in self.runners.values())
@@ -134,6 +142,7 @@ class Collected:
     events: dict[str, EventId]  # feeder -> event
     registration_s: float  # real time until every VEN was registered
     runtime_s: float  # real time of the whole run
+    trades: tuple[Settled, ...] = ()  # --mode market: each feeder's request, award, statement
 
 
 def _ephemeral_ports() -> range:
@@ -186,8 +195,11 @@ def _hot_dir() -> Path:
 
 def _vtn_config(pki: DevPki, workdir: Path, clock: SimClock, config: PilotConfig) -> VtnConfig:
     replay_window = timedelta(seconds=REPLAY_TOLERANCE_S * config.speed)
+    market = config.mode == "market"
     settings = VtnSettings(
-        require_signatures=True,
+        # In market mode the DSO's only VENs are the aggregator's nodes, which do not sign
+        # (market.aggregator.upstream); the households sign nothing at the aggregator's VTN.
+        require_signatures=not market,
         signing_key=SigningKey.from_pem(pki.vtn.key.read_bytes(), pki.vtn.chain.read_bytes()),
         replay_window=replay_window,
         telemetry=TelemetryDefaults(granularity=config.granularity, report_back=config.report_back),
@@ -197,6 +209,7 @@ def _vtn_config(pki: DevPki, workdir: Path, clock: SimClock, config: PilotConfig
         database_url=f"sqlite+aiosqlite:///{workdir / 'vtn.db'}",
         trust=pki.trust_store(),
         push=PushConfig(tls=pki.client_context(pki.vtn)),
+        extensions=(MarketExtension(),) if market else (),
         clock=clock,
     )
 
@@ -210,6 +223,9 @@ def _gateway_config(
     push_port: int,
     config: PilotConfig,
 ) -> GatewayConfig:
+    # The aggregator's VTN pushes nothing (no client certificate of its own) and takes
+    # unsigned messages; its members poll it.
+    market = config.mode == "market"
     return GatewayConfig(
         vtn_url=vtn.url,
         ven_name=spec.name,
@@ -218,8 +234,8 @@ def _gateway_config(
         key=identity.key,
         ca_file=vtn.ca_file,
         vtn_fingerprint=vtn.fingerprint,
-        push_port=push_port,
-        sign=True,
+        push_port=None if market else push_port,
+        sign=not market,
         sample_period=config.sample_period,
         preferences=spec.preferences,
         # Power only: status points would double the telemetry for nothing the demo shows.
@@ -278,6 +294,9 @@ async def _wait_ready(
 
 async def _acknowledged(context: Context, live: Live) -> None:
     """How many targeted VENs answered their feeder's event (for the status line)."""
+    if live.market is not None:
+        live.acknowledged, live.targeted = await live.market.member_answers(live.events)
+        return
     acknowledged = targeted = 0
     async with context.store.transaction() as tx:
         for event_id in live.events.values():
@@ -306,7 +325,13 @@ async def run(
     baseline = await asyncio.to_thread(forecast.household_loads, specs, day_profiles, WARMUP)
     plans = forecast.plan(specs, baseline, day_profiles.start, config.capacity_kw)
 
-    pki = await asyncio.to_thread(make_dev_pki, workdir / "pki", ven_count=config.households)
+    # In market mode the first VEN certificate (from the DSO's CA) is left over: the
+    # households' come from the aggregator's own CA, the only one its VTN takes.
+    market_mode = config.mode == "market"
+    pki = await asyncio.to_thread(
+        make_dev_pki, workdir / "pki", ven_count=config.households + market_mode
+    )
+    identities = pki.vens[1:] if market_mode else pki.vens
     (workdir / "ca-bundle.pem").write_text(pki.trust_store().pem_bundle())
     if stop.is_set():
         return None
@@ -317,6 +342,7 @@ async def run(
 
     hot = _hot_dir()
     site_runner: web.AppRunner | None = None
+    market: MarketRun | None = None
     tasks: list[asyncio.Task[None]] = []
     ticker: asyncio.Task[None] | None = None
     try:
@@ -338,10 +364,21 @@ async def run(
             ca_file=workdir / "ca-bundle.pem",
             fingerprint=fingerprint.of_certificate(pki.vtn.load_certificate()),
         )
+        if market_mode:
+            market = MarketRun(
+                context=context, gate=app[MARKET].gate, pki=pki, clock=clock,
+                ca_file=workdir / "ca-bundle.pem", hot=hot, specs=specs, plans=plans,
+            )  # fmt: skip
+            live.market = market
+            vtn = Vtn(
+                url=await market.start(vtn_url, config.speed),
+                ca_file=workdir / "ca-bundle.pem",
+                fingerprint=fingerprint.of_certificate(pki.aggregator.load_certificate()),
+            )
         deadline = registering + REGISTRATION_TIMEOUT_S
         batch = math.ceil(len(specs) / ENROL_BATCHES)
         slot = config.report_back / math.ceil(len(specs) / batch)
-        enrolling = list(zip(pki.vens, specs, strict=True))
+        enrolling = list(zip(identities, specs, strict=True))
         for number, first in enumerate(range(0, len(enrolling), batch)):
             for identity, spec in enrolling[first : first + batch]:
                 # Every household starts at the clock's start, whenever its VEN enrols: the
@@ -364,6 +401,7 @@ async def run(
         ven_of = {name: _ven_id(r) for name, r in live.runners.items()}
         live.phase = "day"
         published: dict[str, datetime] = {}
+        notice = marketplace.NOTICE if market_mode else config.notice
         # Each VEN's report covering midnight is due within one report period after it.
         finish = day_end + config.report_back + config.granularity
         while clock() < finish and not stop.is_set():
@@ -371,12 +409,17 @@ async def run(
             for plan in plans:
                 if plan.window is None or plan.name in published:
                     continue
-                if now >= plan.window[0] - config.notice:
+                if now >= plan.window[0] - notice:
                     members = [ven_of[name] for name in plan.households]
                     event_ids = await requester(context, plan, members, now)
-                    live.events[plan.name] = event_ids[0]
+                    if event_ids:
+                        live.events[plan.name] = event_ids[0]
                     published[plan.name] = now
                     log.info("%s: asked for flexibility, events %s", plan.name, event_ids)
+            if market is not None:
+                # The gate task sleeps in real time: on a fast clock, have it look each turn.
+                market.gate.wake()
+                live.events.update(await market.events())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.1)
         if stop.is_set():
@@ -384,7 +427,19 @@ async def run(
         live.phase = "measuring"
         ticker.cancel()
         on_tick(live)
-        outcome = await _measure(context, live, specs, ven_of, published, config)
+        trades: tuple[Settled, ...] = ()
+        events: dict[str, EventId | None]  # household -> the event it was asked by
+        if market is not None:
+            trades = tuple(await market.settle(clock()))
+            events = {
+                spec.name: marketplace.member_event_id(spec, live.events.get(spec.feeder))
+                for spec in specs
+            }
+            outcome = await _measure(market.downstream, live, specs, ven_of, published, config,
+                                     events)  # fmt: skip
+        else:
+            events = {spec.name: live.events.get(spec.feeder) for spec in specs}
+            outcome = await _measure(context, live, specs, ven_of, published, config, events)
         return Collected(
             profiles=day_profiles,
             specs=specs,
@@ -393,6 +448,7 @@ async def run(
             events=dict(live.events),
             registration_s=registration_s,
             runtime_s=loop.time() - started,
+            trades=trades,
         )
     finally:
         if ticker is not None:
@@ -401,6 +457,8 @@ async def run(
         for runner in live.runners.values():
             runner.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if market is not None:
+            await market.stop()
         if site_runner is not None:
             await site_runner.cleanup()
         await asyncio.to_thread(_keep, hot, workdir)
@@ -413,18 +471,23 @@ async def _measure(
     ven_of: dict[str, VenId],
     published: dict[str, datetime],
     config: PilotConfig,
+    events: dict[str, EventId | None],  # household -> the event it was asked by
 ) -> results.Outcome:
-    """Delivery from the VTN's record: its stored readings and each VEN's answer to its event."""
+    """Delivery from the record of the VTN the households are registered at: its stored
+    readings and each VEN's answer to its event."""
     reasons = {name: _reasons(runner) for name, runner in live.runners.items()}
     async with context.store.transaction() as tx:
         stored = await tx.readings.query(limit=100_000_000)
         answers = []
-        for feeder, event_id in live.events.items():
-            event = await tx.events.get(event_id)
-            by_ven = {d.ven_id: d for d in await tx.deliveries.for_event(event_id)}
+        for feeder in live.events:
             for spec in specs:
-                if spec.feeder != feeder:
+                event_id = events.get(spec.name)
+                if spec.feeder != feeder or event_id is None:
                     continue
+                event = await tx.events.get(event_id)
+                if event is None:  # market mode: no share for this household, so no event
+                    continue
+                by_ven = {d.ven_id: d for d in await tx.deliveries.for_event(event_id)}
                 delivery = by_ven.get(ven_of[spec.name])
                 answers.append(_answer(spec, delivery, event, reasons[spec.name], config.speed))
     name_of = {ven_id: name for name, ven_id in ven_of.items()}

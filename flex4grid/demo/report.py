@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from flex4grid.demo.results import FeederResult, Outcome
+
+if TYPE_CHECKING:  # the market's classes only for the types: the table stays plain text
+    from flex4grid.demo.marketplace import Settled
 
 BAR_WIDTH = 24
 
@@ -117,4 +123,31 @@ def table(
         f"runtime                      {runtime_s:.0f} s real (VENs registered after"
         f" {registration_s:.0f} s), clock {speed:g}x",
     ]
+    return "\n".join(lines)
+
+
+def market_table(trades: Sequence[Settled]) -> str:
+    """The market's part: per feeder, the request, what was bought and how it was settled."""
+    lines = ["local flexibility market (one aggregator, one node per feeder)"]
+    for trade in trades:
+        blocks = " ".join(f"{kw:.1f}" for kw in trade.cleared_kw)
+        lines += [
+            f"{trade.feeder}: request {trade.request_id}, {trade.bids} bid(s),"
+            f" node answered {trade.node_opt or '-'}",
+            f"  cleared volume               {blocks} kW per 15-min block"
+            f" = {trade.cleared_kwh:.2f} kWh",
+            f"  cost at the award prices     {trade.cost_eur:.2f} EUR",
+        ]
+        statement = trade.statement
+        if statement is None:
+            lines.append("  settlement                   none (nothing was dispatched)")
+            continue
+        totals = statement["totals"]
+        lines += [
+            f"  delivered (vs {', '.join(statement['methods']) or 'no baseline'})"
+            f"  {Decimal(totals['delivered_kwh']):.2f} kWh of"
+            f" {Decimal(totals['awarded_kwh']):.2f} kWh awarded",
+            f"  settlement                   payment {totals['payment_eur']} EUR,"
+            f" penalty {totals['penalty_eur']} EUR, net {totals['net_eur']} EUR",
+        ]
     return "\n".join(lines)

@@ -137,9 +137,12 @@ def _market_client(config: MarketConfig) -> MarketClient:
 class Aggregator:
     """The aggregator service; `run()` until `stop()`."""
 
-    def __init__(self, config: AggregatorConfig, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, config: AggregatorConfig, *, clock: Clock = utc_now, clock_speed: float = 1.0
+    ) -> None:
         self.config = config
         self._clock = clock
+        self._speed = clock_speed  # a simulated clock (flex4grid demo): waits shrink by it
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()  # set once the downstream VTN serves
         self.downstream: DownstreamVtn | None = None
@@ -149,7 +152,9 @@ class Aggregator:
         for node in config.nodes:
             bus, outlook = NodeBus(node.node_id, clock), Outlook()
             policy = NodePolicy(outlook, config.control.tolerance)
-            runner = build_node_runner(node, config.upstream, bus, policy, clock=clock)
+            runner = build_node_runner(
+                node, config.upstream, bus, policy, clock=clock, clock_speed=clock_speed
+            )
             self.nodes[node.node_id] = NodeLink(
                 config=node, bus=bus, runner=runner, outlook=outlook
             )
@@ -170,7 +175,8 @@ class Aggregator:
                         log.exception("an aggregator tick failed; carrying on")
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
-                            self._stop.wait(), self.config.control.tick.total_seconds()
+                            self._stop.wait(),
+                            self.config.control.tick.total_seconds() / self._speed,
                         )
             finally:
                 for link in self.nodes.values():

@@ -39,6 +39,7 @@ from ven.store import GatewayStore
 from ven.transport import VtnClient
 
 log = logging.getLogger("flex4grid.aggregator")
+REPLAY_WINDOW = timedelta(minutes=5)  # VtnClient's own default
 
 
 class NodeBus:
@@ -129,6 +130,7 @@ def build_node_runner(
     policy: NodePolicy,
     *,
     clock: Clock = utc_now,
+    clock_speed: float = 1.0,
     retry: Retry | None = None,
 ) -> Runner:
     config = gateway_config(node, upstream)
@@ -146,7 +148,14 @@ def build_node_runner(
         retry=retry or Retry(base=timedelta(seconds=1), maximum=timedelta(seconds=30)),
     )
     store: GatewayStore[SessionState] = GatewayStore(config.store_path, SessionState)
-    client = VtnClient(config.vtn_url, client_tls(config), vtn_fingerprint=config.vtn_fingerprint)
+    client = VtnClient(
+        config.vtn_url,
+        client_tls(config),
+        vtn_fingerprint=config.vtn_fingerprint,
+        # A signed reply's timestamp is checked against our clock: on a simulated one (`clock_
+        # speed` times real time) the same real-time tolerance spans that much more of it.
+        replay_window=REPLAY_WINDOW * clock_speed,
+    )
     return Runner(
         session=Session(session_config, policy, store.load()),
         store=store,
@@ -156,4 +165,5 @@ def build_node_runner(
         resources=(resource,),
         sample_period=upstream.sample_period,
         clock=clock,
+        clock_speed=clock_speed,
     )

@@ -3,7 +3,8 @@ gateways over mutual TLS on 127.0.0.1, a simulated day in about half a minute.
 
 What a user cares about: every VEN registered, every VEN that opted in acknowledged the event,
 the feeder's peak in the event window came down, the plots were written; and Ctrl-C stops the
-whole pilot cleanly.
+whole pilot cleanly. In market mode: the households registered at the aggregator, its bid was
+cleared, dispatched and accepted, the peak came down and the settlement pays the aggregator.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import pytest
 
 HOUSEHOLDS = 10
 SPEED = 3000.0  # a simulated day in 29 s
+MARKET_SPEED = 2500.0  # a simulated day in 35 s
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -116,3 +119,79 @@ def test_ctrl_c_stops_every_ven_and_the_vtn(tmp_path: Path) -> None:
     assert "Traceback" not in rest
     assert "stopped; every VEN and the VTN shut down" in rest
     assert not (tmp_path / "out" / "feeder-load.png").exists()
+
+
+# --- --mode market: the DSO buys the reduction from an aggregator ------------------------------
+
+
+@pytest.fixture(scope="module")
+def market_finished(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, str, dict[str, Any]]:
+    base = tmp_path_factory.mktemp("demo-market")
+    keep, out = base / "keep", base / "out"
+    # Three tiers of HTTPS, each household polling and reporting every 15 simulated minutes:
+    # a little slower than the event mode's clock, so telemetry keeps up on a busy machine.
+    process = demo("--mode", "market", "--speed", str(MARKET_SPEED), keep=keep, out=out)
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr
+    return keep, stdout, json.loads((out / "summary.json").read_text())
+
+
+def test_market_every_ven_registers_at_the_aggregator(
+    market_finished: tuple[Path, str, dict[str, Any]],
+) -> None:
+    keep, _, summary = market_finished
+    assert summary["registered"] == HOUSEHOLDS
+    with sqlite3.connect(keep / "aggregator" / "aggregator.db") as db:
+        (members,) = db.execute(
+            "SELECT count(*) FROM vens WHERE registration_id IS NOT NULL"
+        ).fetchone()
+    with sqlite3.connect(keep / "vtn.db") as db:  # the DSO's VTN knows only the node's VEN
+        (nodes,) = db.execute(
+            "SELECT count(*) FROM vens WHERE registration_id IS NOT NULL"
+        ).fetchone()
+    assert (members, nodes) == (HOUSEHOLDS, 1)
+
+
+def test_market_a_bid_is_cleared_dispatched_and_acknowledged(
+    market_finished: tuple[Path, str, dict[str, Any]],
+) -> None:
+    _, stdout, summary = market_finished
+    (trade,) = summary["market"]
+    assert trade["bids"] >= 1
+    cleared = [Decimal(kw) for kw in trade["cleared_kw"]]
+    assert any(kw > 0 for kw in cleared)
+    assert Decimal(trade["cleared_kwh"]) == sum(cleared) / 4  # 15-minute blocks
+    assert Decimal(trade["cost_eur"]) > 0
+    assert trade["event_id"] is not None, "the award went out as an event"
+    assert trade["node_opt"] == "optIn", "the aggregator's node accepted it"
+    # Its share reached households, and those that took part answered.
+    opted_in = [a for a in summary["answers"] if a["opted_in"]]
+    assert opted_in
+    assert re.search(r"cleared volume\s+[\d. ]+ kW per 15-min block = [\d.]+ kWh", stdout)
+
+
+def test_market_the_feeder_peak_comes_down_and_the_aggregator_is_paid(
+    market_finished: tuple[Path, str, dict[str, Any]],
+) -> None:
+    _, stdout, summary = market_finished
+    (feeder,) = summary["feeders"]
+    without = feeder["peak_in_window_without_flex_kw"]
+    assert without > feeder["capacity_kw"]
+    assert 0 < feeder["peak_in_window_with_flex_kw"] < without
+    # Measured from the households' telemetry at the aggregator's VTN: complete, and before
+    # the request it tracks the forecast (a gap would pass for a reduction).
+    assert feeder["coverage"] > 0.9
+    assert feeder["tracking_error_kw"] < 0.1 * feeder["capacity_kw"]
+    (trade,) = summary["market"]
+    statement = trade["statement"]
+    assert statement is not None and statement["methods"]
+    assert statement["methods"][0].startswith("no-flex-simulation")
+    totals = statement["totals"]
+    assert Decimal(totals["payment_eur"]) > 0
+    assert Decimal(totals["net_eur"]) == Decimal(totals["payment_eur"]) - Decimal(
+        totals["penalty_eur"]
+    )
+    assert f"payment {totals['payment_eur']} EUR" in stdout
