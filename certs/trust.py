@@ -10,12 +10,21 @@ is refused once `now > overlap_end`). The answer is a `Verdict` with a `Reason`.
 `reload()` re-reads the CRL and rotations file of each CA whose file changed on disk, so a
 revocation takes effect on the next request without a restart. A file that fails to load (bad
 signature, corrupt) raises `CertFileError` and the store keeps what it had.
+
+A server asks about the same few certificates over and over (each VEN on every request), so an
+accepted verdict is kept per (certificate digest, accepted roles) together with the store's
+`generation`, which changes whenever `reload()` takes in a new CRL or rotations file, and with the
+interval in which it holds (every chain certificate valid, the rotation overlap not over). Outside
+that interval or generation the full check runs again, so caching changes no answer. `reload()`
+itself is a stat of two files per CA (~2 us each), cheap enough to run on every request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import os
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +67,7 @@ class Verdict:
     name: str | None = None  # subject CN: the identity that survives a rotation
     role: Role | None = None
     fingerprint: str | None = None
+    issuer: str | None = None  # the leaf's issuer DN (RFC 4514), for audit
 
     @property
     def accepted(self) -> bool:
@@ -98,6 +108,19 @@ class _Published:
     overlap_ends: tuple[tuple[int, datetime], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """An accepted verdict, the trust generation it was reached in, and when it holds."""
+
+    verdict: Verdict
+    generation: int
+    valid_from: datetime
+    valid_until: datetime
+
+
+# Enough for every VEN of a large VTN; past it the cache starts over (a check costs ~0.3 ms).
+_CACHE_ENTRIES = 200_000
+
 _CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
 # Leaves that are only TLS clients (most VENs) have no subjectAltName.
 _EE_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
@@ -116,6 +139,16 @@ class TrustStore:
         self._store = Store(anchors)
         self._intermediates = [c.certificate for c in self.cas if c.certificate not in anchors]
         self._published: dict[str, _Published] = {}
+        # Built once: reload() runs per request, and Path joins and CA fingerprints cost more
+        # than the stat calls themselves.
+        self._files = [
+            (ca, ca.fingerprint, files, str(files.crl), str(files.rotations))
+            for ca in self.cas
+            if ca.directory is not None
+            for files in (CaFiles(ca.directory),)
+        ]
+        self.generation = 0  # changes whenever reload() takes in new revocation information
+        self._verdicts: dict[tuple[bytes, frozenset[Role]], _Cached] = {}  # by SHA-256 of DER
         self.reload()
 
     def pem_bundle(self) -> str:
@@ -124,39 +157,60 @@ class TrustStore:
 
     def reload(self) -> bool:
         """Re-read the CRL and rotations of every CA whose files changed; True if any did."""
-        fresh = dict(self._published)
-        for ca in self.cas:
-            if ca.directory is None:
-                continue
-            files = CaFiles(ca.directory)
-            stamps = (_stamp(files.crl), _stamp(files.rotations))
-            old = self._published.get(ca.fingerprint)
+        fresh: dict[str, _Published] | None = None
+        for ca, ca_fingerprint, files, crl_path, rotations_path in self._files:
+            stamps = (_stamp(crl_path), _stamp(rotations_path))
+            old = self._published.get(ca_fingerprint)
             if old is None or old.stamps != stamps:
-                fresh[ca.fingerprint] = _load_published(ca, files, stamps)
-        changed = fresh != self._published
+                fresh = dict(self._published) if fresh is None else fresh
+                fresh[ca_fingerprint] = _load_published(ca, files, stamps)
+        if fresh is None or fresh == self._published:
+            return False
         self._published = fresh  # only after every file loaded: all or nothing
-        return changed
+        self.generation += 1
+        self._verdicts.clear()
+        return True
 
     def check(self, peer: bytes | x509.Certificate, accept: Role | Collection[Role],
               now: datetime) -> Verdict:  # fmt: skip
         """Is `peer` (DER or parsed) valid at `now`, for one of the `accept` roles, unrevoked?"""
         accepted_roles = frozenset([accept]) if isinstance(accept, Role) else frozenset(accept)
+        if not isinstance(peer, bytes):
+            return self._check(peer, accepted_roles, now)[0]
+        key = (hashlib.sha256(peer).digest(), accepted_roles)  # 32 bytes kept, not the DER
+        cached = self._verdicts.get(key)
+        if (
+            cached is not None
+            and cached.generation == self.generation
+            and cached.valid_from <= now <= cached.valid_until
+        ):
+            return cached.verdict
+        verdict, valid = self._check(peer, accepted_roles, now)
+        if valid is not None:
+            if len(self._verdicts) >= _CACHE_ENTRIES:
+                self._verdicts.clear()
+            self._verdicts[key] = _Cached(verdict, self.generation, *valid)
+        return verdict
+
+    def _check(
+        self, peer: bytes | x509.Certificate, accepted_roles: frozenset[Role], now: datetime
+    ) -> tuple[Verdict, tuple[datetime, datetime] | None]:
+        """The verdict, and for an accepted one the interval around `now` in which it holds."""
         try:
             leaf = (
                 peer if isinstance(peer, x509.Certificate) else x509.load_der_x509_certificate(peer)
             )
         except ValueError:
-            return Verdict(Reason.MALFORMED, "peer certificate is not valid DER")
+            return Verdict(Reason.MALFORMED, "peer certificate is not valid DER"), None
         name = _common_name(leaf)
         fp = fingerprint.of_certificate(leaf)
+        issuer_dn = leaf.issuer.rfc4514_string()
 
-        def refuse(reason: Reason, detail: str, role: Role | None = None) -> Verdict:
-            return Verdict(reason, f"{name} ({fp}): {detail}", name, role, fp)
+        def refuse(reason: Reason, detail: str, role: Role | None = None) -> tuple[Verdict, None]:
+            return Verdict(reason, f"{name} ({fp}): {detail}", name, role, fp, issuer_dn), None
 
         if leaf.issuer not in self._subjects:
-            return refuse(
-                Reason.UNKNOWN_CA, f"issuer {leaf.issuer.rfc4514_string()} is not trusted"
-            )
+            return refuse(Reason.UNKNOWN_CA, f"issuer {issuer_dn} is not trusted")
         if now < leaf.not_valid_before_utc:
             return refuse(Reason.NOT_YET_VALID, f"not valid before {leaf.not_valid_before_utc}")
         if now > leaf.not_valid_after_utc:
@@ -165,9 +219,7 @@ class TrustStore:
             PolicyBuilder()
             .store(self._store)
             .time(now)
-            .extension_policies(
-                ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_EE_POLICY
-            )
+            .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
             .build_client_verifier()
         )
         try:
@@ -209,7 +261,14 @@ class TrustStore:
         end = overlap_end.get(leaf.serial_number)
         if end is not None and now > end:
             return refuse(Reason.SUPERSEDED, f"rotated; the overlap ended at {end}", role)
-        return Verdict(Reason.ACCEPTED, f"{name} ({fp}): accepted as {role}", name, role, fp)
+        # The same answer holds while every certificate of the chain is valid and the overlap
+        # lasts; revocation is covered by the generation the cache keeps beside it.
+        valid_from = max(c.not_valid_before_utc for c in chain)
+        valid_until = min([c.not_valid_after_utc for c in chain] + ([] if end is None else [end]))
+        accepted = Verdict(
+            Reason.ACCEPTED, f"{name} ({fp}): accepted as {role}", name, role, fp, issuer_dn
+        )
+        return accepted, (valid_from, valid_until)
 
 
 def _self_signed(certificate: x509.Certificate) -> bool:
@@ -221,10 +280,10 @@ def _common_name(certificate: x509.Certificate) -> str:
     return str(names[0].value) if names else certificate.subject.rfc4514_string()
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _stamp(path: str) -> tuple[int, int, int] | None:
     # Files are replaced by rename, so a new inode also marks a change within one mtime tick.
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)

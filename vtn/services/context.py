@@ -51,8 +51,16 @@ async def authorized_ven(tx: Tx, ven_id: VenId | None, caller: Caller) -> VenRec
     """The registered VEN this message acts for; 463 for impersonation or no registration."""
     if caller.fingerprint is None:  # insecure HTTP: the message's venID is all we have
         record = None if ven_id is None else await tx.vens.get(ven_id)
+    else:
+        record = await tx.vens.by_fingerprint(caller.fingerprint)
+    return authorize_caller(record, ven_id, caller)
+
+
+def authorize_caller(record: VenRecord | None, ven_id: VenId | None, caller: Caller) -> VenRecord:
+    """`authorized_ven` for a record already looked up (by the caller's fingerprint, or by
+    `ven_id` on insecure HTTP)."""
+    if caller.fingerprint is None:
         return authorize(record, ven_id, record.fingerprint if record else "")
-    record = await tx.vens.by_fingerprint(caller.fingerprint)
     authorized = authorize(record, ven_id, caller.fingerprint)
     if caller.signer_fingerprint is not None and caller.signer_fingerprint != caller.fingerprint:
         raise NotRegistered("the message is signed with another certificate than the connection's")

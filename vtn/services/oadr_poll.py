@@ -4,12 +4,18 @@ Order: the full event list when an event has a modification this VEN has not bee
 the oldest queued VTN-initiated message; else oadrResponse 200. What is handed out is marked
 delivered in the same transaction, committed before the reply leaves. HTTP push (`vtn.push`)
 uses the same `next_due` / `mark_delivered`, marking only after the VEN answered.
+
+A poll that finds nothing new writes nothing: one statement (`Vens.poll_state`) finds the VEN,
+whether a queued message waits and whether any event is current, and last_seen_at is written
+only when the stored value is older than half of min(poll interval, 60 s). Our reading:
+last_seen_at serves "online / last seen" (the console's window is at least 3 poll intervals and
+a minute, the metrics' 5 minutes), so it may lag by that much; it is not an audit of each poll.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from oadr.exchanges import ok_response
@@ -17,15 +23,18 @@ from oadr.model import (
     CancelPartyRegistration,
     DistributeEvent,
     Event,
+    EventId,
     Payload,
     Poll,
     RequestId,
     Response,
 )
 from vtn import delivery, vens
-from vtn.services.context import Caller, Context, Handler, authorized_ven
-from vtn.services.ei_event import current_list
+from vtn.services.context import Caller, Context, Handler, authorize_caller
 from vtn.store.db import Tx
+from vtn.store.vens import PollState
+
+_SEEN_AT_MOST = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,18 +46,48 @@ class Due:
     outbox_id: int | None = None
 
 
-async def next_due(context: Context, tx: Tx, ven: vens.VenRecord, now: datetime) -> Due | None:
-    listed, sent = await current_list(tx, ven, now)
-    if delivery.due(listed, sent):
-        distribute = DistributeEvent(
-            request_id=RequestId(context.new_id()), vtn_id=context.settings.vtn_id, events=listed
-        )
-        return Due(distribute, events=listed)
-    queued = await tx.outbox.next(ven.ven_id)
-    if queued is not None:
-        message_id, payload = queued
-        return Due(payload, outbox_id=message_id)
+async def next_due(
+    context: Context, tx: Tx, ven: vens.VenRecord, now: datetime, hints: PollState | None = None
+) -> Due | None:
+    """What `ven` is due now, if anything. `hints` (read in this transaction) lets a poll skip
+    the event and outbox queries when they can only come back empty."""
+    if hints is None or hints.current_events:
+        listed, sent = await _current_list(tx, ven, now)
+        if delivery.due(listed, sent):
+            distribute = DistributeEvent(
+                request_id=RequestId(context.new_id()),
+                vtn_id=context.settings.vtn_id,
+                events=listed,
+            )
+            return Due(distribute, events=listed)
+    if hints is None or hints.next_message is not None:
+        queued = await tx.outbox.next(ven.ven_id)  # locks the row: delivered once
+        if queued is not None:
+            message_id, payload = queued
+            return Due(payload, outbox_id=message_id)
     return None
+
+
+async def _current_list(
+    tx: Tx, ven: vens.VenRecord, now: datetime
+) -> tuple[tuple[Event, ...], dict[EventId, int]]:
+    """As `ei_event.current_list`, in one statement: the VEN's event list and what it was sent."""
+    current = await tx.events.current_with_sent(ven.ven_id, now)
+    listed = delivery.events_for(ven, (event for event, _ in current), now)
+    ids = {event.event_id for event in listed}
+    sent = {
+        event.event_id: number
+        for event, number in current
+        if number is not None and event.event_id in ids
+    }
+    return delivery.visible(listed, sent), sent
+
+
+def seen_recently(ven: vens.VenRecord, now: datetime, poll_interval: timedelta) -> bool:
+    """Whether last_seen_at is fresh enough to leave alone (see the module docstring)."""
+    stale_after = min(poll_interval, _SEEN_AT_MOST) / 2
+    # A stored time after `now` (a simulated clock set back) is rewritten, not trusted.
+    return ven.last_seen_at is not None and now - stale_after <= ven.last_seen_at <= now
 
 
 async def mark_delivered(tx: Tx, ven: vens.VenRecord, due: Due, now: datetime) -> None:
@@ -68,9 +107,11 @@ async def mark_delivered(tx: Tx, ven: vens.VenRecord, due: Due, now: datetime) -
 
 async def poll(context: Context, request: Poll, caller: Caller, now: datetime) -> Payload:
     async with context.store.transaction() as tx:
-        ven = await authorized_ven(tx, request.ven_id, caller)
-        await tx.vens.touch(ven.ven_id, now)
-        due = await next_due(context, tx, ven, now)
+        state = await tx.vens.poll_state(now, fingerprint=caller.fingerprint, ven_id=request.ven_id)
+        ven = authorize_caller(None if state is None else state.ven, request.ven_id, caller)
+        if not seen_recently(ven, now, context.settings.poll_interval):
+            await tx.vens.touch(ven.ven_id, now)
+        due = await next_due(context, tx, ven, now, state)
         if due is not None:
             await mark_delivered(tx, ven, due, now)
             return due.payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oadr.model import RegistrationId, VenId
-from vtn.store.tables import provisioned_vens, vens
+from vtn.store.tables import events, outbox, provisioned_vens, vens
 from vtn.vens import Provisioned, Status, VenRecord
 
 
@@ -72,7 +73,52 @@ _BY_FINGERPRINT = select(vens).where(
     or_(vens.c.fingerprint == bindparam("fingerprint"),
         vens.c.previous_fingerprint == bindparam("fingerprint"))
 )  # fmt: skip
+# A poll's first and usually only statement: the VEN, whether a queued message waits for it, and
+# how many events are not yet over; the common "nothing new" poll needs nothing else.
+_NEXT_MESSAGE = (
+    select(func.min(outbox.c.id))
+    .where(outbox.c.ven_id == vens.c.ven_id, outbox.c.delivered_at.is_(None))
+    .scalar_subquery()
+    .label("poll_next_message")
+)
+_CURRENT_EVENTS = (
+    select(func.count())
+    .select_from(events)
+    .where(or_(events.c.ends_at.is_(None), events.c.ends_at > bindparam("now")))
+    .scalar_subquery()
+    .label("poll_current_events")
+)
+_POLL_BY_FINGERPRINT = (
+    select(vens, _NEXT_MESSAGE, _CURRENT_EVENTS)
+    .where(or_(vens.c.fingerprint == bindparam("fingerprint"),
+               vens.c.previous_fingerprint == bindparam("fingerprint")))
+)  # fmt: skip
+_POLL_BY_ID = select(vens, _NEXT_MESSAGE, _CURRENT_EVENTS).where(
+    vens.c.ven_id == bindparam("ven_id")
+)
 _TOUCH = update(vens).where(vens.c.ven_id == bindparam("id")).values(last_seen_at=bindparam("now"))
+
+
+@dataclass(frozen=True, slots=True)
+class PollState:
+    """A VEN as a poll finds it: its record and hints at what may be due.
+
+    `next_message`: the id of its oldest undelivered outbox message, if any (a hint: the poll
+    locks and reads it before handing it out). `current_events`: events not yet over, for any VEN.
+    """
+
+    ven: VenRecord
+    next_message: int | None
+    current_events: int
+
+
+def _poll_state(row: RowMapping | None) -> PollState | None:
+    if row is None:
+        return None
+    message = row["poll_next_message"]
+    return PollState(
+        _record(row), None if message is None else int(message), int(row["poll_current_events"])
+    )
 
 
 class Vens:
@@ -92,6 +138,16 @@ class Vens:
         result = await self.connection.execute(_BY_FINGERPRINT, {"fingerprint": fingerprint})
         row = result.mappings().first()
         return None if row is None else _record(row)
+
+    async def poll_state(
+        self, now: datetime, *, fingerprint: str | None = None, ven_id: str | None = None
+    ) -> PollState | None:
+        """By certificate fingerprint (as `by_fingerprint`) or, on insecure HTTP, by venID."""
+        if fingerprint is not None:
+            query, params = _POLL_BY_FINGERPRINT, {"fingerprint": fingerprint, "now": now}
+        else:
+            query, params = _POLL_BY_ID, {"ven_id": ven_id, "now": now}
+        return _poll_state((await self.connection.execute(query, params)).mappings().first())
 
     async def save(self, record: VenRecord) -> None:
         values = _row(record)

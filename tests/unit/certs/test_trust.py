@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from certs import fingerprint
 from certs.ca import CertificateAuthority
 from certs.dev import DevPki
-from certs.files import CaFiles, CertFileError, write_atomic
+from certs.files import CaFiles, CertFileError, load_certificate, write_atomic
 from certs.roles import Role
 from certs.templates import Validity
 from certs.trust import Reason, TrustedCa, TrustStore
@@ -228,3 +228,38 @@ def test_the_ca_certificates_own_scope_holds_even_if_the_store_is_generous(
     verdict = store.check(rogue, Role.VTN, NOW)
     assert verdict.reason is Reason.CA_OUT_OF_SCOPE
     assert "is limited to ven, not vtn" in verdict.detail
+
+
+def test_a_verdict_is_reused_until_the_trust_generation_changes(own_pki: DevPki) -> None:
+    store = own_pki.trust_store()
+    ven = _der(own_pki.vens[1].cert)
+    first = store.check(ven, VEN_SIDE, NOW)
+    assert store.check(ven, VEN_SIDE, NOW + DAY) is first  # cached: no second chain check
+    generation = store.generation
+    assert store.reload() is False and store.generation == generation
+
+    CertificateAuthority.open(own_pki.aggregator_ca).revoke(own_pki.vens[1].load_certificate(), NOW)
+    assert store.reload() is True and store.generation == generation + 1
+    assert store.check(ven, VEN_SIDE, NOW).reason is Reason.REVOKED
+
+
+def test_a_cached_verdict_ends_with_the_certificates_validity(fixed_pki: DevPki) -> None:
+    store = fixed_pki.trust_store()
+    der = _der(fixed_pki.vens[1].cert)
+    expiry = load_certificate(fixed_pki.vens[1].cert).not_valid_after_utc
+    assert store.check(der, Role.VEN, NOW).accepted
+    assert store.check(der, Role.VEN, expiry).accepted
+    assert store.check(der, Role.VEN, expiry + timedelta(seconds=1)).reason is Reason.EXPIRED
+    assert store.check(der, Role.VEN, NOW).accepted
+
+
+def test_a_cached_verdict_is_per_accepted_role(fixed_pki: DevPki) -> None:
+    store = fixed_pki.trust_store()
+    der = _der(fixed_pki.vens[1].cert)
+    assert store.check(der, Role.VEN, NOW).accepted
+    assert store.check(der, Role.VTN, NOW).reason is Reason.WRONG_ROLE
+
+
+def test_a_verdict_names_the_issuer(fixed_pki: DevPki) -> None:
+    verdict = fixed_pki.trust_store().check(_der(fixed_pki.vens[1].cert), Role.VEN, NOW)
+    assert verdict.issuer is not None and "Aggregator CA" in verdict.issuer

@@ -1,0 +1,201 @@
+"""The poll's fast path (vtn/services/oadr_poll.py) on SQLite and PostgreSQL: a poll with
+nothing new writes nothing and asks one question, yet every event modification and every queued
+message still reaches the VEN exactly once, and last_seen_at stays fresh enough."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from oadr.errors import NotRegistered
+from oadr.model import (
+    DistributeEvent,
+    Event,
+    EventId,
+    Payload,
+    Poll,
+    RegistrationId,
+    RequestReregistration,
+    Response,
+    Target,
+    VenId,
+)
+from tests.factories import NOW, make_event
+from vtn.config import VtnSettings
+from vtn.services import oadr_poll, operator
+from vtn.services.context import Caller, Context
+from vtn.store.db import Store
+from vtn.vens import Status, VenRecord
+
+POLL_INTERVAL = timedelta(seconds=10)
+VEN = VenId("ven-1")
+OTHER = VenId("ven-2")
+FINGERPRINTS = {VEN: "AA:01", OTHER: "AA:02"}
+
+
+@pytest.fixture
+async def context(database_url: str) -> AsyncIterator[Context]:
+    store = Store(database_url)
+    await store.create_all()
+    async with store.transaction() as tx:
+        for ven_id, fingerprint in FINGERPRINTS.items():
+            await tx.vens.save(
+                VenRecord(
+                    ven_id=ven_id,
+                    fingerprint=fingerprint,
+                    ven_name=ven_id,
+                    status=Status.APPROVED,
+                    created_at=NOW,
+                    registration_id=RegistrationId(f"reg-{ven_id}"),
+                    registered_at=NOW,
+                )
+            )
+    yield Context(store=store, settings=VtnSettings(poll_interval=POLL_INTERVAL))
+    await store.close()
+
+
+class Statements:
+    """Every SQL statement the store sends while counting."""
+
+    def __init__(self, store: Store) -> None:
+        self.sql: list[str] = []
+        event.listen(store.engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.sql.append(" ".join(statement.split()).upper())
+
+    def queries(self) -> list[str]:
+        """Leaving out transaction control (BEGIN / COMMIT)."""
+        return [s for s in self.sql if s.startswith(("SELECT", "UPDATE", "INSERT", "DELETE"))]
+
+
+async def poll(context: Context, now: datetime, ven_id: VenId = VEN) -> Payload:
+    return await oadr_poll.poll(context, Poll(ven_id=ven_id), Caller(FINGERPRINTS[ven_id]), now)
+
+
+async def last_seen(context: Context, ven_id: VenId = VEN) -> datetime | None:
+    async with context.store.transaction() as tx:
+        ven = await tx.vens.get(ven_id)
+    assert ven is not None
+    return ven.last_seen_at
+
+
+def for_ven(ven_id: VenId, start: datetime) -> Event:
+    return replace(make_event(start=start), target=Target(ven_ids=(ven_id,)))
+
+
+async def test_a_poll_with_nothing_new_asks_one_question_and_writes_nothing(
+    context: Context,
+) -> None:
+    assert isinstance(await poll(context, NOW), Response)  # first poll: last_seen_at written
+    statements = Statements(context.store)
+
+    reply = await poll(context, NOW + timedelta(seconds=1))
+
+    assert isinstance(reply, Response) and reply.response.code == 200
+    (query,) = statements.queries()
+    assert query.startswith("SELECT")
+    assert await last_seen(context) == NOW
+
+
+async def test_last_seen_at_is_written_once_it_is_older_than_half_the_poll_interval(
+    context: Context,
+) -> None:
+    assert await last_seen(context) is None
+    await poll(context, NOW)
+    assert await last_seen(context) == NOW
+    await poll(context, NOW + POLL_INTERVAL / 2)  # not older than half: left alone
+    assert await last_seen(context) == NOW
+    later = NOW + POLL_INTERVAL / 2 + timedelta(milliseconds=1)
+    await poll(context, later)
+    assert await last_seen(context) == later
+
+
+@pytest.mark.parametrize(
+    ("interval", "fresh_for"),
+    [
+        (timedelta(seconds=10), timedelta(seconds=5)),
+        (timedelta(minutes=1), timedelta(seconds=30)),
+        (timedelta(hours=1), timedelta(seconds=30)),  # never staler than 30 s
+    ],
+    ids=["10s", "1min", "1h"],
+)
+def test_last_seen_at_is_fresh_for_half_of_min_poll_interval_and_a_minute(
+    interval: timedelta, fresh_for: timedelta
+) -> None:
+    ven = VenRecord(
+        ven_id=VEN, fingerprint="AA", ven_name="v", status=Status.APPROVED, created_at=NOW,
+        last_seen_at=NOW,
+    )  # fmt: skip
+    assert oadr_poll.seen_recently(ven, NOW + fresh_for, interval)
+    assert not oadr_poll.seen_recently(ven, NOW + fresh_for + timedelta(microseconds=1), interval)
+    assert not oadr_poll.seen_recently(replace(ven, last_seen_at=None), NOW, interval)
+    assert not oadr_poll.seen_recently(ven, NOW - timedelta(seconds=1), interval)  # clock set back
+
+
+async def test_each_event_modification_reaches_the_ven_once(context: Context) -> None:
+    created = await operator.create_event(
+        context, for_ven(VEN, NOW + timedelta(hours=1)), actor="t", now=NOW
+    )
+    first = await poll(context, NOW)
+    assert isinstance(first, DistributeEvent)
+    assert [(e.event_id, e.modification_number) for e in first.events] == [(created.event_id, 0)]
+    assert isinstance(await poll(context, NOW), Response)
+    assert isinstance(await poll(context, NOW, OTHER), Response), "not targeted at the other VEN"
+
+    await operator.modify_event(context, created.event_id, actor="t", now=NOW, priority=3)
+    second = await poll(context, NOW)
+    assert isinstance(second, DistributeEvent)
+    assert [(e.modification_number, e.priority) for e in second.events] == [(1, 3)]
+    assert isinstance(await poll(context, NOW), Response)
+
+    await operator.cancel_event(context, created.event_id, actor="t", now=NOW)
+    third = await poll(context, NOW)
+    assert isinstance(third, DistributeEvent)
+    assert [e.modification_number for e in third.events] == [2]
+    assert isinstance(await poll(context, NOW), Response)
+
+
+async def test_the_event_list_holds_every_current_event_and_drops_ended_ones(
+    context: Context,
+) -> None:
+    early = await operator.create_event(
+        context, replace(for_ven(VEN, NOW), event_id=EventId("early")), actor="t", now=NOW
+    )
+    late_start = NOW + timedelta(hours=3)
+    late = await operator.create_event(
+        context, replace(for_ven(VEN, late_start), event_id=EventId("late")), actor="t", now=NOW
+    )
+    listed = await poll(context, NOW)
+    assert isinstance(listed, DistributeEvent)
+    assert {e.event_id for e in listed.events} == {early.event_id, late.event_id}
+
+    # Once the first is over, a new modification of the other lists the other alone.
+    after = NOW + timedelta(hours=2)
+    await operator.modify_event(context, late.event_id, actor="t", now=after, priority=2)
+    relisted = await poll(context, after)
+    assert isinstance(relisted, DistributeEvent)
+    assert [e.event_id for e in relisted.events] == [late.event_id]
+
+
+async def test_a_queued_message_is_delivered_once_and_in_order(context: Context) -> None:
+    async with context.store.transaction() as tx:
+        await tx.outbox.put(VEN, RequestReregistration(ven_id=VEN), NOW)
+        await tx.outbox.put(VEN, RequestReregistration(ven_id=VEN), NOW)
+    replies = [await poll(context, NOW) for _ in range(3)]
+    assert [type(r) for r in replies] == [RequestReregistration, RequestReregistration, Response]
+    async with context.store.transaction() as tx:
+        assert await tx.outbox.pending(VEN) == 0
+    assert isinstance(await poll(context, NOW, OTHER), Response)
+
+
+async def test_a_poll_from_another_certificate_is_refused(context: Context) -> None:
+    with pytest.raises(NotRegistered):
+        await oadr_poll.poll(context, Poll(ven_id=VEN), Caller(FINGERPRINTS[OTHER]), NOW)
+    with pytest.raises(NotRegistered):
+        await oadr_poll.poll(context, Poll(ven_id=VEN), Caller("FF:FF"), NOW)
