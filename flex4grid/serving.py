@@ -32,7 +32,9 @@ def forecast(store: Store, options: ServeOptions) -> Extension:
     """Forecast every congestion point of the market's grid model each ISP; a red window
     becomes a market flex request (the default policy), capped at $FLEX4GRID_FLEX_PRICE_CAP.
 
-    The served predictor is seasonal-naive: it needs no training run before the first start.
+    The served predictor is seasonal-naive: it needs no training run before the first start. Fitted
+    on no history its intervals have zero width (P90 = P50), so the traffic light compares the
+    point forecast with capacity until a predictor fitted on this grid's readings is wired in.
     `flex4grid forecast backtest --db` shows whether the learned model beats it on this grid's
     history before an operator switches.
     """
