@@ -18,6 +18,8 @@ from vtn.admin.openapi import Route
 from vtn.config import VtnSettings
 from vtn.metrics import VtnMetrics
 from vtn.push import PushConfig, Pusher
+from vtn.quiet import QuietPolls
+from vtn.replay import NonceLog
 from vtn.services.context import Context, utc_now
 from vtn.store.db import Store
 from vtn.wakeups import Wakeups, for_store
@@ -72,11 +74,14 @@ def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Applicati
     )
     app = web.Application(client_max_size=config.settings.limits.max_bytes + 1024)
     app[CONTEXT] = context
+    # Quiet polls from memory, last-seen times in batches (vtn/quiet.py).
+    quiet = context.quiet = QuietPolls(context.store)
     app[http.EDGE] = http.Edge(
         context=context,
         trust=config.trust,
         replay_guard=ReplayGuard(window=config.settings.replay_window),
         metrics=VtnMetrics(),
+        nonces=NonceLog(context.store.transaction, keep_for=2 * config.settings.replay_window),
     )
     http.add_routes(app)
     # /admin/v1: JSON, bearer tokens
@@ -96,10 +101,12 @@ def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Applicati
     app[WAKEUPS] = wakeups  # which worker leads, for tests and operators
 
     async def _start_push(app: web.Application) -> None:
+        await quiet.start()
         await wakeups.start()
 
     async def _stop_push(app: web.Application) -> None:
         await wakeups.stop()  # stops the pusher if it ran here, and releases the leader lock
+        await quiet.stop()  # writes the last-seen times still queued
 
     app.on_startup.append(_start_push)
     app.on_shutdown.append(_stop_push)

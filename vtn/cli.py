@@ -121,6 +121,12 @@ def _serve_parser(commands: Subparsers) -> None:
     )
     p.add_argument("--workers", type=int, default=1, help="processes (above 1: PostgreSQL only)")
     p.add_argument(
+        "--loop",
+        choices=server.EVENT_LOOPS,
+        default="auto",
+        help="event loop: uvloop where installed (auto), or asyncio's own",
+    )
+    p.add_argument(
         "--with",
         dest="parts",
         action="append",
@@ -152,6 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
             require_signatures=args.require_signatures,
         ),
         workers=args.workers,
+        event_loop=args.loop,
         extensions=tuple(server.EXTENSIONS)
         if "all" in args.parts
         else tuple(dict.fromkeys(args.parts)),

@@ -34,6 +34,7 @@ from oadr.model import Payload, VenId
 from oadr.signing import ReplayGuard, VerifiedSignature
 from vtn import services
 from vtn.metrics import VtnMetrics
+from vtn.replay import NonceLog
 from vtn.services.context import Caller, Context
 
 log = logging.getLogger("flex4grid.vtn")
@@ -49,7 +50,7 @@ class Edge:
     trust: TrustStore | None  # None: plain HTTP (--insecure-http), no client certificates
     replay_guard: ReplayGuard
     metrics: VtnMetrics
-    signed_seen: int = 0
+    nonces: NonceLog  # durable, cross-worker replay check (vtn/replay.py)
 
 
 EDGE = web.AppKey("flex4grid.vtn.edge", Edge)
@@ -147,13 +148,9 @@ async def post_service(request: web.Request) -> web.Response:
 
 
 async def _remember_nonce(edge: Edge, signature: VerifiedSignature, now: datetime) -> None:
-    """Durable, cross-worker replay check; old nonces are purged every so often."""
-    async with edge.context.store.transaction() as tx:
-        if not await tx.nonces.remember(signature.nonce, signature.timestamp):
-            raise ReplayDetected("this ReplayProtect nonce was used before")
-        edge.signed_seen += 1
-        if edge.signed_seen % 1000 == 0:
-            await tx.nonces.forget_before(now - 2 * edge.context.settings.replay_window)
+    """Durable, cross-worker replay check (group commits, see vtn/replay.py)."""
+    if not await edge.nonces.remember(signature.nonce, signature.timestamp, now):
+        raise ReplayDetected("this ReplayProtect nonce was used before")
 
 
 def _error_reply(edge: Edge, message: Payload | None, err: OadrError) -> Payload:

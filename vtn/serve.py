@@ -13,7 +13,7 @@ worker that pushes, go through PostgreSQL (vtn/wakeups.py), so any worker may st
 
 from __future__ import annotations
 
-import asyncio
+import asyncio.sslproto
 import dataclasses
 import importlib
 import logging
@@ -72,6 +72,7 @@ class ServeOptions:
     workers: int = 1
     shutdown_timeout: float = 10.0
     extensions: tuple[str, ...] = ()  # names in EXTENSIONS
+    event_loop: str = "auto"  # one of EVENT_LOOPS
 
     @property
     def scheme(self) -> str:
@@ -219,8 +220,10 @@ def serve(options: ServeOptions, *, reuse_port: bool = False) -> None:
                  options.settings.registration.value)  # fmt: skip
         return built
 
+    _small_tls_read_buffers()
     web.run_app(
         app(),
+        loop=_event_loop(options.event_loop),
         host=options.host,
         port=options.port,
         ssl_context=prepared.ssl_context,
@@ -230,6 +233,33 @@ def serve(options: ServeOptions, *, reuse_port: bool = False) -> None:
         access_log=None,
     )
     log.info("VTN stopped")
+
+
+# asyncio gives every TLS connection a 256 KiB read buffer (`SSLProtocol.max_size`), which was
+# most of the ~300 KB a connected VEN cost the VTN (issue 11). A TLS record holds at most 16 KiB of
+# plaintext, and a larger body is simply read in more than one step.
+TLS_READ_BUFFER = 32 * 1024
+
+
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def _event_loop(name: str) -> asyncio.AbstractEventLoop:
+    """uvloop where installed ("auto"): its TLS and socket handling in C cut the VTN's CPU per
+    request (issue 11, benchmarks/README.md); asyncio's own loop otherwise."""
+    if name != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise ServeError("--loop uvloop: uvloop is not installed") from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def _small_tls_read_buffers() -> None:
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
 ExtensionFactory = Callable[[Store, ServeOptions], Extension]

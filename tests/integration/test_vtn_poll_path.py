@@ -1,9 +1,12 @@
 """The poll's fast path (vtn/services/oadr_poll.py) on SQLite and PostgreSQL: a poll with
-nothing new writes nothing and asks one question, yet every event modification and every queued
-message still reaches the VEN exactly once, and last_seen_at stays fresh enough."""
+nothing new writes nothing and asks one question (with the quiet-poll memory of vtn/quiet.py:
+none), yet every event modification and every queued message still reaches the VEN exactly once,
+whoever wrote it (this process, another process on the same database), and last_seen_at stays
+fresh enough. Every test runs with and without the memory."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -27,6 +30,7 @@ from oadr.model import (
 )
 from tests.factories import NOW, make_event
 from vtn.config import VtnSettings
+from vtn.quiet import QuietPolls
 from vtn.services import oadr_poll, operator
 from vtn.services.context import Caller, Context
 from vtn.store.db import Store
@@ -38,8 +42,8 @@ OTHER = VenId("ven-2")
 FINGERPRINTS = {VEN: "AA:01", OTHER: "AA:02"}
 
 
-@pytest.fixture
-async def context(database_url: str) -> AsyncIterator[Context]:
+@pytest.fixture(params=["database", "memory"])
+async def context(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Context]:
     store = Store(database_url)
     await store.create_all()
     async with store.transaction() as tx:
@@ -55,7 +59,22 @@ async def context(database_url: str) -> AsyncIterator[Context]:
                     registered_at=NOW,
                 )
             )
-    yield Context(store=store, settings=VtnSettings(poll_interval=POLL_INTERVAL))
+    context = Context(store=store, settings=VtnSettings(poll_interval=POLL_INTERVAL))
+    if request.param == "memory":
+        context.quiet = QuietPolls(store, refresh_every=0.05, flush_every=0.1)
+        await context.quiet.start()
+    yield context
+    if context.quiet is not None:
+        await context.quiet.stop()
+    await store.close()
+
+
+@pytest.fixture
+async def elsewhere(context: Context) -> AsyncIterator[Store]:
+    """The same database as another process sees it (`flex4grid vtn event create`, a second
+    worker): its commits bump the change counter, not this process's own count."""
+    store = Store(context.store.url)
+    yield store
     await store.close()
 
 
@@ -70,8 +89,12 @@ class Statements:
         self.sql.append(" ".join(statement.split()).upper())
 
     def queries(self) -> list[str]:
-        """Leaving out transaction control (BEGIN / COMMIT)."""
-        return [s for s in self.sql if s.startswith(("SELECT", "UPDATE", "INSERT", "DELETE"))]
+        """Leaving out transaction control (BEGIN / COMMIT) and the memory's background reads."""
+        return [
+            s
+            for s in self.sql
+            if s.startswith(("SELECT", "UPDATE", "INSERT", "DELETE")) and "POLL_CHANGES" not in s
+        ]
 
 
 async def poll(context: Context, now: datetime, ven_id: VenId = VEN) -> Payload:
@@ -79,6 +102,10 @@ async def poll(context: Context, now: datetime, ven_id: VenId = VEN) -> Payload:
 
 
 async def last_seen(context: Context, ven_id: VenId = VEN) -> datetime | None:
+    """As stored, once the memory's queued last-seen times are written (it does so every
+    `flush_every`)."""
+    if context.quiet is not None:
+        await context.quiet.flush()
     async with context.store.transaction() as tx:
         ven = await tx.vens.get(ven_id)
     assert ven is not None
@@ -98,8 +125,11 @@ async def test_a_poll_with_nothing_new_asks_one_question_and_writes_nothing(
     reply = await poll(context, NOW + timedelta(seconds=1))
 
     assert isinstance(reply, Response) and reply.response.code == 200
-    (query,) = statements.queries()
-    assert query.startswith("SELECT")
+    if context.quiet is None:
+        (query,) = statements.queries()
+        assert query.startswith("SELECT")
+    else:
+        assert statements.queries() == []  # answered from memory
     assert await last_seen(context) == NOW
 
 
@@ -199,3 +229,74 @@ async def test_a_poll_from_another_certificate_is_refused(context: Context) -> N
         await oadr_poll.poll(context, Poll(ven_id=VEN), Caller(FINGERPRINTS[OTHER]), NOW)
     with pytest.raises(NotRegistered):
         await oadr_poll.poll(context, Poll(ven_id=VEN), Caller("FF:FF"), NOW)
+
+
+async def eventually(context: Context, now: datetime, expected: type[Payload]) -> Payload:
+    """Poll until the reply is of the expected type, for at most 3 s (another process's commit
+    reaches the memory within its refresh period, 50 ms here)."""
+    deadline = asyncio.get_running_loop().time() + 3
+    while True:
+        reply = await poll(context, now)
+        if isinstance(reply, expected) or asyncio.get_running_loop().time() > deadline:
+            return reply
+        await asyncio.sleep(0.02)
+
+
+async def test_an_event_written_by_another_process_reaches_a_ven_it_had_nothing_for(
+    context: Context, elsewhere: Store
+) -> None:
+    for _ in range(3):
+        assert isinstance(await poll(context, NOW), Response)
+    other = Context(store=elsewhere, settings=context.settings)
+    created = await operator.create_event(
+        other, for_ven(VEN, NOW + timedelta(hours=1)), actor="cli", now=NOW
+    )
+    reply = await eventually(context, NOW, DistributeEvent)
+    assert isinstance(reply, DistributeEvent)
+    assert [e.event_id for e in reply.events] == [created.event_id]
+    assert isinstance(await poll(context, NOW), Response), "each modification once"
+
+
+async def test_a_registration_cancelled_by_another_process_is_not_answered_from_memory(
+    context: Context, elsewhere: Store
+) -> None:
+    assert isinstance(await poll(context, NOW), Response)
+    assert isinstance(await poll(context, NOW), Response)
+    async with elsewhere.transaction() as tx:
+        ven = await tx.vens.get(VEN)
+        assert ven is not None
+        await tx.vens.save(replace(ven, status=Status.CANCELLED, registration_id=None))
+    deadline = asyncio.get_running_loop().time() + 3
+    with pytest.raises(NotRegistered):
+        while asyncio.get_running_loop().time() < deadline:
+            await poll(context, NOW)
+            await asyncio.sleep(0.02)
+
+
+async def test_memory_answers_only_while_the_change_counter_is_being_read(
+    context: Context,
+) -> None:
+    quiet = context.quiet or QuietPolls(context.store)  # the database variant: a memory now
+    context.quiet = quiet
+    await quiet.start()
+    assert isinstance(await poll(context, NOW), Response)
+    statements = Statements(context.store)
+    await poll(context, NOW)
+    assert statements.queries() == []
+    await quiet.stop()  # nobody reads the change counter any more
+    assert quiet.token() is None
+    await poll(context, NOW)
+    assert [q.split()[0] for q in statements.queries()] == ["SELECT"]
+
+
+async def test_last_seen_times_of_memory_answered_polls_reach_the_database(
+    context: Context,
+) -> None:
+    await poll(context, NOW)
+    later = NOW + POLL_INTERVAL  # stale: written again
+    await poll(context, later)
+    await poll(context, later + timedelta(seconds=1))  # fresh: left alone
+    await asyncio.sleep(0.3)  # three flush periods: written without anybody asking
+    async with context.store.transaction() as tx:
+        ven = await tx.vens.get(VEN)
+    assert ven is not None and ven.last_seen_at == later

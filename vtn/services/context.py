@@ -12,6 +12,7 @@ from typing import Any
 from oadr.errors import NotRegistered
 from oadr.model import Payload, VenId
 from vtn.config import VtnSettings
+from vtn.quiet import QuietPolls
 from vtn.store.db import Store, Tx
 from vtn.vens import VenRecord, authorize
 
@@ -45,6 +46,8 @@ class Context:
     # The VTN's one clock (aware UTC): every `now` the edges hand the services comes from here.
     # Real time in a deployment; a simulated clock in `flex4grid demo`.
     clock: Callable[[], datetime] = utc_now
+    # Quiet polls answered from memory (vtn/quiet.py); None: every poll reads the database.
+    quiet: QuietPolls | None = None
 
 
 async def authorized_ven(tx: Tx, ven_id: VenId | None, caller: Caller) -> VenRecord:

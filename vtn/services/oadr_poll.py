@@ -10,11 +10,16 @@ whether a queued message waits and whether any event is current, and last_seen_a
 only when the stored value is older than half of min(poll interval, 60 s). Our reading:
 last_seen_at serves "online / last seen" (the console's window is at least 3 poll intervals and
 a minute, the metrics' 5 minutes), so it may lag by that much; it is not an audit of each poll.
+
+With the VTN's quiet-poll memory (`vtn.quiet`, wired by `vtn.app`), a VEN whose poll found
+nothing new is remembered under the change token read before that poll's transaction, and its
+next polls are answered without the database until anything that could give it something new
+is committed (`vtn.store.changes`); their last-seen times are written in batches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +35,7 @@ from oadr.model import (
     Response,
 )
 from vtn import delivery, vens
+from vtn.quiet import key_of as quiet_key
 from vtn.services.context import Caller, Context, Handler, authorize_caller
 from vtn.store.db import Tx
 from vtn.store.vens import PollState
@@ -106,15 +112,29 @@ async def mark_delivered(tx: Tx, ven: vens.VenRecord, due: Due, now: datetime) -
 
 
 async def poll(context: Context, request: Poll, caller: Caller, now: datetime) -> Payload:
+    quiet = context.quiet
+    key = token = None
+    if quiet is not None:
+        key = quiet_key(caller.fingerprint, request.ven_id)
+        token = quiet.token()  # read before the transaction: see vtn/store/changes.py
+        known = quiet.lookup(key, token)
+        if known is not None and key is not None:
+            ven = authorize_caller(known, request.ven_id, caller)
+            if not seen_recently(ven, now, context.settings.poll_interval):
+                quiet.seen(key, ven, now)
+            return Response(response=ok_response(RequestId("")), ven_id=ven.ven_id)
     async with context.store.transaction() as tx:
         state = await tx.vens.poll_state(now, fingerprint=caller.fingerprint, ven_id=request.ven_id)
         ven = authorize_caller(None if state is None else state.ven, request.ven_id, caller)
         if not seen_recently(ven, now, context.settings.poll_interval):
             await tx.vens.touch(ven.ven_id, now)
+            ven = replace(ven, last_seen_at=now)
         due = await next_due(context, tx, ven, now, state)
         if due is not None:
             await mark_delivered(tx, ven, due, now)
             return due.payload
+    if quiet is not None:
+        quiet.remember(key, token, ven)
     return Response(response=ok_response(RequestId("")), ven_id=ven.ven_id)
 
 

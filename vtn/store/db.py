@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from vtn.store import changes
 from vtn.store.audit import AuditLog, Tokens
 from vtn.store.events import Deliveries, Events
 from vtn.store.nonces import Nonces
@@ -42,6 +43,7 @@ class Tx:
     tokens: Tokens
     audit: AuditLog
     nonces: Nonces
+    changes: changes.TxChanges
 
 
 def sqlite_url(path: str) -> str:
@@ -68,6 +70,8 @@ class Store:
         else:
             options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        # This process's view of the poll change counter (vtn/store/changes.py, vtn/quiet.py).
+        self.changes = changes.ChangeSequence()
         if self.is_sqlite:
             _configure_sqlite(self.engine)
 
@@ -78,20 +82,26 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
+        marks = changes.TxChanges()
         async with self.engine.begin() as connection:
             yield Tx(
                 connection=connection,
-                vens=Vens(connection),
-                events=Events(connection),
+                vens=Vens(connection, marks),
+                events=Events(connection, marks),
                 deliveries=Deliveries(connection),
-                outbox=Outbox(connection),
+                outbox=Outbox(connection, marks),
                 opts=Opts(connection),
                 reports=Reports(connection),
                 readings=Readings(connection),
                 tokens=Tokens(connection),
                 audit=AuditLog(connection),
                 nonces=Nonces(connection),
+                changes=marks,
             )
+            if marks.pollable:
+                await changes.bump(connection)
+        if marks.pollable:
+            self.changes.committed_locally()
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -13,6 +13,7 @@ from oadr import events as event_rules
 from oadr.enums import EventStatus, OptType
 from oadr.model import Event, EventId, VenId
 from vtn.store import jsonform
+from vtn.store.changes import TxChanges
 from vtn.store.tables import event_deliveries, events
 
 
@@ -52,15 +53,18 @@ _CURRENT_WITH_SENT = (
 
 
 class Events:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, changes: TxChanges | None = None) -> None:
         self.connection = connection
+        self.changes = TxChanges() if changes is None else changes
 
     async def add(self, event: Event, now: datetime) -> None:
+        self.changes.mark()  # a VEN may have something new to fetch
         await self.connection.execute(
             insert(events).values(event_id=event.event_id, created_at=now, **_values(event, now))
         )
 
     async def replace(self, event: Event, now: datetime) -> None:
+        self.changes.mark()  # a VEN may have something new to fetch
         await self.connection.execute(
             update(events).where(events.c.event_id == event.event_id).values(**_values(event, now))
         )

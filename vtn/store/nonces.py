@@ -5,32 +5,29 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vtn.store.tables import seen_nonces
-
-# Every signed message records its nonce: built once per dialect (see vtn/store/vens.py).
-_REMEMBER = {
-    name: dialect.insert(seen_nonces)
-    .values(nonce=bindparam("nonce"), signed_at=bindparam("signed_at"))
-    .on_conflict_do_nothing()
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
 
 
 class Nonces:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
-    async def remember(self, nonce: str, signed_at: datetime) -> bool:
-        """Record a nonce; False if any worker has seen it before (a replay)."""
-        statement = _REMEMBER[
-            "postgresql" if self.connection.dialect.name == "postgresql" else "sqlite"
-        ]
-        result = await self.connection.execute(statement, {"nonce": nonce, "signed_at": signed_at})
-        return bool(result.rowcount)
+    async def remember_many(self, signed: dict[str, datetime]) -> set[str]:
+        """Record nonces in one statement; the ones no worker had seen before."""
+        if not signed:
+            return set()
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(seen_nonces)
+            .values([{"nonce": nonce, "signed_at": at} for nonce, at in signed.items()])
+            .on_conflict_do_nothing()
+            .returning(seen_nonces.c.nonce)
+        )
+        return set((await self.connection.execute(statement)).scalars())
 
     async def forget_before(self, cutoff: datetime) -> int:
         """Drop nonces whose timestamps are outside the replay window anyway."""

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oadr.model import PAYLOAD_TYPES, Payload
 from vtn.store import jsonform
+from vtn.store.changes import TxChanges
 from vtn.store.tables import outbox
 
 _TYPES: dict[str, type[Payload]] = {t.__name__: t for t in PAYLOAD_TYPES}
@@ -25,10 +26,12 @@ _NEXT = (
 
 
 class Outbox:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, changes: TxChanges | None = None) -> None:
         self.connection = connection
+        self.changes = TxChanges() if changes is None else changes
 
     async def put(self, ven_id: str, payload: Payload, now: datetime) -> int:
+        self.changes.mark()  # a VEN may have something new to fetch
         result = await self.connection.execute(
             insert(outbox)
             .values(

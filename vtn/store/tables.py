@@ -235,6 +235,16 @@ seen_nonces = Table(
     Index(None, "signed_at"),
 )
 
+# One row: a counter every transaction bumps when it may give some VEN something new to fetch (an
+# event added or changed, a queued message, a VEN's registration or targets changed), so a worker
+# knows when what it remembers of "nothing new for this VEN" is stale (vtn/store/changes.py).
+poll_changes = Table(
+    "poll_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
 __all__ = [
     "admin_tokens",
     "audit_log",
@@ -243,6 +253,7 @@ __all__ = [
     "metadata",
     "opts",
     "outbox",
+    "poll_changes",
     "provisioned_vens",
     "readings",
     "registered_reports",

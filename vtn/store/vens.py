@@ -11,6 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oadr.model import RegistrationId, VenId
+from vtn.store.changes import TxChanges
 from vtn.store.tables import events, outbox, provisioned_vens, vens
 from vtn.vens import Provisioned, Status, VenRecord
 
@@ -122,8 +123,9 @@ def _poll_state(row: RowMapping | None) -> PollState | None:
 
 
 class Vens:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, changes: TxChanges | None = None) -> None:
         self.connection = connection
+        self.changes = TxChanges() if changes is None else changes
 
     async def get(self, ven_id: str) -> VenRecord | None:
         row = (
@@ -150,6 +152,7 @@ class Vens:
         return _poll_state((await self.connection.execute(query, params)).mappings().first())
 
     async def save(self, record: VenRecord) -> None:
+        self.changes.mark()  # a VEN may have something new to fetch
         values = _row(record)
         result = await self.connection.execute(
             update(vens).where(vens.c.ven_id == record.ven_id).values(**values)
