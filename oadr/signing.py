@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import heapq
 import hmac
 import re
-import textwrap
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -472,9 +472,12 @@ def _base64(element: etree._Element, name: str) -> bytes:
         raise SignatureInvalid(f"{name} is not base64") from None
 
 
+@functools.lru_cache(maxsize=64)
 def _base64_lines(data: bytes) -> str:
-    """Base64 in 64-character lines, as in PEM: OpenLEADR pastes this text between PEM armour."""
-    return "\n".join(textwrap.wrap(base64.b64encode(data).decode(), 64)) + "\n"
+    """Base64 in 64-character lines, as in PEM: OpenLEADR pastes this text between PEM armour.
+    Cached: a signer puts the same certificate into every message."""
+    text = base64.b64encode(data).decode()
+    return "".join(text[i : i + 64] + "\n" for i in range(0, len(text), 64))
 
 
 _MAX_CHAIN: Final = 4

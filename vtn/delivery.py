@@ -5,15 +5,23 @@ Every oadrDistributeEvent carries the VEN's full ordered list of pending and act
 a modification the VEN has not been sent (a new event, a change, a cancellation): each
 modification reaches each VEN once. A cancelled event the VEN was never sent is left out: there
 is nothing for it to cancel.
+
+Sent is not received: a pull VTN records the list as sent before its reply leaves, and a reply
+can be lost after that (the worker killed, the connection cut). For an event that asks for an
+answer (oadrResponseRequired "always") the VEN's oadrCreatedEvent is the receipt, so a list
+with a modification sent but not answered `resend_after` ago is sent again (`unanswered`); a VEN
+that had it already keeps what it runs (same modificationNumber). Events that ask for no answer
+have no receipt and are sent once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from oadr import events
-from oadr.enums import EventStatus
+from oadr.enums import EventStatus, ResponseRequired
 from oadr.model import Event, EventId
 from vtn.vens import VenRecord
 
@@ -41,3 +49,37 @@ def visible(listed: Iterable[Event], sent: Mapping[EventId, int]) -> tuple[Event
 def due(listed: Iterable[Event], sent: Mapping[EventId, int]) -> bool:
     """Whether any event in the list has a modification this VEN has not been sent."""
     return any(sent.get(event.event_id) != event.modification_number for event in listed)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a VEN was sent of one event: the modification, when, and what it answered."""
+
+    modification_number: int
+    at: datetime
+    answered: int | None  # the modificationNumber its last oadrCreatedEvent answered
+
+
+def unanswered(
+    listed: Iterable[Event], sent: Mapping[EventId, Sent], now: datetime, resend_after: timedelta
+) -> bool:
+    """Whether an event in the list was sent in its current modification, asks for an answer,
+    and has had none for `resend_after`: the list is sent again (see the module docstring)."""
+    return any(
+        event.response_required is ResponseRequired.ALWAYS
+        and (record := sent.get(event.event_id)) is not None
+        and record.modification_number == event.modification_number
+        and record.answered != event.modification_number
+        and record.at <= now - resend_after
+        for event in listed
+    )
+
+
+def awaiting_answer(listed: Iterable[Event], sent: Mapping[EventId, Sent]) -> bool:
+    """Whether any event in the list was sent and its answer has not come yet."""
+    return any(
+        event.response_required is ResponseRequired.ALWAYS
+        and (record := sent.get(event.event_id)) is not None
+        and record.answered != record.modification_number
+        for event in listed
+    )

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from oadr.enums import OptType, ResponseRequired
 from oadr.errors import NotRegistered
 from oadr.model import (
     DistributeEvent,
@@ -300,3 +301,37 @@ async def test_last_seen_times_of_memory_answered_polls_reach_the_database(
     async with context.store.transaction() as tx:
         ven = await tx.vens.get(VEN)
     assert ven is not None and ven.last_seen_at == later
+
+
+async def test_a_list_sent_but_never_answered_is_sent_again_after_three_poll_intervals(
+    context: Context,
+) -> None:
+    """A pull reply can be lost after the VTN recorded it as sent (the worker killed between
+    commit and write): the missing oadrCreatedEvent says so, and the list goes again."""
+    created = await operator.create_event(
+        context, for_ven(VEN, NOW + timedelta(hours=1)), actor="t", now=NOW
+    )
+    assert isinstance(await poll(context, NOW), DistributeEvent)  # "lost"
+    grace = oadr_poll.RESEND_AFTER_POLLS * POLL_INTERVAL
+    assert isinstance(await poll(context, NOW + grace - timedelta(seconds=1)), Response)
+    again = await poll(context, NOW + grace)
+    assert isinstance(again, DistributeEvent)
+    assert [(e.event_id, e.modification_number) for e in again.events] == [(created.event_id, 0)]
+    assert isinstance(await poll(context, NOW + grace + POLL_INTERVAL), Response), "not before"
+
+    async with context.store.transaction() as tx:  # the VEN's oadrCreatedEvent arrives
+        await tx.deliveries.record_opt(
+            VEN, created.event_id, 0, OptType.OPT_IN, 200, NOW + grace + POLL_INTERVAL
+        )
+    for polls in (2, 5, 20):
+        assert isinstance(await poll(context, NOW + polls * grace), Response), "answered: done"
+
+
+async def test_a_list_whose_events_ask_for_no_answer_is_sent_once(context: Context) -> None:
+    event = replace(
+        for_ven(VEN, NOW + timedelta(hours=1)), response_required=ResponseRequired.NEVER
+    )
+    await operator.create_event(context, event, actor="t", now=NOW)
+    assert isinstance(await poll(context, NOW), DistributeEvent)
+    for polls in (3, 10):
+        assert isinstance(await poll(context, NOW + polls * POLL_INTERVAL), Response)

@@ -1,9 +1,11 @@
 """OadrPoll: hand a pull VEN the next thing the VTN has for it (G1_4011, G1_4015).
 
-Order: the full event list when an event has a modification this VEN has not been sent; else
-the oldest queued VTN-initiated message; else oadrResponse 200. What is handed out is marked
-delivered in the same transaction, committed before the reply leaves. HTTP push (`vtn.push`)
-uses the same `next_due` / `mark_delivered`, marking only after the VEN answered.
+Order: the full event list when an event has a modification this VEN has not been sent, or one
+it was sent `RESEND_AFTER_POLLS` poll intervals ago and has not answered although asked to (the
+reply may have been lost after the commit, vtn/delivery.py); else the oldest queued
+VTN-initiated message; else oadrResponse 200. What is handed out is marked delivered in the same
+transaction, committed before the reply leaves. HTTP push (`vtn.push`) uses the same `next_due`
+/ `mark_delivered`, marking only after the VEN answered.
 
 A poll that finds nothing new writes nothing: one statement (`Vens.poll_state`) finds the VEN,
 whether a queued message waits and whether any event is current, and last_seen_at is written
@@ -50,6 +52,16 @@ class Due:
     payload: Payload
     events: tuple[Event, ...] = ()
     outbox_id: int | None = None
+    resent: tuple[EventId, ...] = ()  # sent before in this modification, not answered
+
+
+# A list sent with a modification that asks for an answer and got none is sent again after this
+# many poll intervals (vtn/delivery.py: a pull reply can be lost after the VTN recorded it).
+RESEND_AFTER_POLLS = 3
+
+
+def resend_after(context: Context) -> timedelta:
+    return RESEND_AFTER_POLLS * context.settings.poll_interval
 
 
 async def next_due(
@@ -57,36 +69,54 @@ async def next_due(
 ) -> Due | None:
     """What `ven` is due now, if anything. `hints` (read in this transaction) lets a poll skip
     the event and outbox queries when they can only come back empty."""
+    due, _ = await _next_due(context, tx, ven, now, hints)
+    return due
+
+
+async def _next_due(
+    context: Context, tx: Tx, ven: vens.VenRecord, now: datetime, hints: PollState | None
+) -> tuple[Due | None, bool]:
+    """`next_due`, and whether the VEN still owes an answer to an event it was sent (then its
+    next polls are not quiet: the list may have to go again)."""
+    awaiting = False
     if hints is None or hints.current_events:
         listed, sent = await _current_list(tx, ven, now)
-        if delivery.due(listed, sent):
+        numbers = {event_id: record.modification_number for event_id, record in sent.items()}
+        if delivery.due(listed, numbers) or delivery.unanswered(
+            listed, sent, now, resend_after(context)
+        ):
             distribute = DistributeEvent(
                 request_id=RequestId(context.new_id()),
                 vtn_id=context.settings.vtn_id,
                 events=listed,
             )
-            return Due(distribute, events=listed)
+            resent = tuple(
+                e.event_id for e in listed if numbers.get(e.event_id) == e.modification_number
+            )
+            return Due(distribute, events=listed, resent=resent), True
+        awaiting = delivery.awaiting_answer(listed, sent)
     if hints is None or hints.next_message is not None:
         queued = await tx.outbox.next(ven.ven_id)  # locks the row: delivered once
         if queued is not None:
             message_id, payload = queued
-            return Due(payload, outbox_id=message_id)
-    return None
+            return Due(payload, outbox_id=message_id), True
+    return None, awaiting
 
 
 async def _current_list(
     tx: Tx, ven: vens.VenRecord, now: datetime
-) -> tuple[tuple[Event, ...], dict[EventId, int]]:
+) -> tuple[tuple[Event, ...], dict[EventId, delivery.Sent]]:
     """As `ei_event.current_list`, in one statement: the VEN's event list and what it was sent."""
     current = await tx.events.current_with_sent(ven.ven_id, now)
     listed = delivery.events_for(ven, (event for event, _ in current), now)
     ids = {event.event_id for event in listed}
     sent = {
-        event.event_id: number
-        for event, number in current
-        if number is not None and event.event_id in ids
+        event.event_id: record
+        for event, record in current
+        if record is not None and event.event_id in ids
     }
-    return delivery.visible(listed, sent), sent
+    numbers = {event_id: record.modification_number for event_id, record in sent.items()}
+    return delivery.visible(listed, numbers), sent
 
 
 def seen_recently(ven: vens.VenRecord, now: datetime, poll_interval: timedelta) -> bool:
@@ -104,6 +134,7 @@ async def mark_delivered(tx: Tx, ven: vens.VenRecord, due: Due, now: datetime) -
         sent = await tx.deliveries.sent(ven.ven_id, [event.event_id for event in due.events])
         newer = [e for e in due.events if sent.get(e.event_id, -1) < e.modification_number]
         await tx.deliveries.mark_sent(ven.ven_id, newer, now)
+        await tx.deliveries.resent(ven.ven_id, due.resent, now)
         return
     await tx.outbox.mark_delivered(due.outbox_id, now)
     if isinstance(due.payload, CancelPartyRegistration):
@@ -129,11 +160,11 @@ async def poll(context: Context, request: Poll, caller: Caller, now: datetime) -
         if not seen_recently(ven, now, context.settings.poll_interval):
             await tx.vens.touch(ven.ven_id, now)
             ven = replace(ven, last_seen_at=now)
-        due = await next_due(context, tx, ven, now, state)
+        due, awaiting = await _next_due(context, tx, ven, now, state)
         if due is not None:
             await mark_delivered(tx, ven, due, now)
             return due.payload
-    if quiet is not None:
+    if quiet is not None and not awaiting:
         quiet.remember(key, token, ven)
     return Response(response=ok_response(RequestId("")), ven_id=ven.ven_id)
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from oadr import events as event_rules
 from oadr.enums import EventStatus, OptType
 from oadr.model import Event, EventId, VenId
+from vtn.delivery import Sent
 from vtn.store import jsonform
 from vtn.store.changes import TxChanges
 from vtn.store.tables import event_deliveries, events
@@ -37,6 +38,8 @@ _CURRENT_WITH_SENT = (
     select(
         events.c.body,
         event_deliveries.c.modification_number.label("sent_modification_number"),
+        event_deliveries.c.delivered_at,
+        event_deliveries.c.opt_modification_number,
     )
     .select_from(
         events.outerjoin(
@@ -81,10 +84,24 @@ class Events:
         rows = await self.connection.execute(_CURRENT, {"now": now})
         return [jsonform.load(Event, body) for body in rows.scalars()]
 
-    async def current_with_sent(self, ven_id: str, now: datetime) -> list[tuple[Event, int | None]]:
-        """`current(now)`, each with the modification number this VEN was sent (None: never)."""
+    async def current_with_sent(
+        self, ven_id: str, now: datetime
+    ) -> list[tuple[Event, Sent | None]]:
+        """`current(now)`, each with what this VEN was sent of it (None: never)."""
         rows = await self.connection.execute(_CURRENT_WITH_SENT, {"now": now, "ven_id": ven_id})
-        return [(jsonform.load(Event, row.body), row.sent_modification_number) for row in rows]
+        return [
+            (
+                jsonform.load(Event, row.body),
+                None
+                if row.sent_modification_number is None
+                else Sent(
+                    int(row.sent_modification_number),
+                    row.delivered_at,
+                    row.opt_modification_number,
+                ),
+            )
+            for row in rows
+        ]
 
     async def page(
         self, *, now: datetime, include_past: bool = False, offset: int = 0, limit: int = 100
@@ -168,6 +185,18 @@ class Deliveries:
                         delivered_at=now,
                     )
                 )
+
+    async def resent(self, ven_id: str, event_ids: Sequence[str], now: datetime) -> None:
+        """The list went out again with these events in the same modification (`Sent.at`)."""
+        if event_ids:
+            await self.connection.execute(
+                update(event_deliveries)
+                .where(
+                    event_deliveries.c.ven_id == ven_id,
+                    event_deliveries.c.event_id.in_(list(event_ids)),
+                )
+                .values(delivered_at=now)
+            )
 
     async def record_opt(
         self,

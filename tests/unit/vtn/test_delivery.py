@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from oadr import events
-from oadr.enums import EventStatus
+from oadr.enums import EventStatus, ResponseRequired
 from oadr.model import EventId, Target, VenId
 from tests.factories import make_event
 from vtn import delivery
@@ -64,3 +64,33 @@ def test_a_cancelled_event_the_ven_never_saw_is_left_out() -> None:
     cancelled = event("gone", timedelta(hours=1), status=EventStatus.CANCELLED)
     assert delivery.visible((cancelled,), {}) == ()
     assert delivery.visible((cancelled,), {EventId("gone"): 0}) == (cancelled,)
+
+
+GRACE = timedelta(seconds=30)
+
+
+def test_a_modification_sent_and_unanswered_past_the_grace_is_sent_again() -> None:
+    listed = [event("e", timedelta(hours=1))]
+    sent_at = NOW - GRACE
+    unanswered = {EventId("e"): delivery.Sent(0, sent_at, answered=None)}
+    assert delivery.unanswered(listed, unanswered, NOW, GRACE)
+    assert not delivery.unanswered(listed, unanswered, NOW - timedelta(seconds=1), GRACE)
+    assert delivery.awaiting_answer(listed, unanswered)
+
+
+def test_an_answered_modification_or_an_older_sent_one_is_not_resent_by_this_rule() -> None:
+    listed = [event("e", timedelta(hours=1), modification_number=2)]
+    answered = {EventId("e"): delivery.Sent(2, NOW - GRACE, answered=2)}
+    assert not delivery.unanswered(listed, answered, NOW, GRACE)
+    assert not delivery.awaiting_answer(listed, answered)
+    older = {EventId("e"): delivery.Sent(1, NOW - GRACE, answered=1)}
+    assert not delivery.unanswered(listed, older, NOW, GRACE), "due() sends a newer one anyway"
+    never: dict[EventId, delivery.Sent] = {}
+    assert not delivery.unanswered(listed, never, NOW, GRACE)
+
+
+def test_events_that_ask_for_no_answer_are_never_resent() -> None:
+    listed = [event("e", timedelta(hours=1), response_required=ResponseRequired.NEVER)]
+    sent = {EventId("e"): delivery.Sent(0, NOW - 10 * GRACE, answered=None)}
+    assert not delivery.unanswered(listed, sent, NOW, GRACE)
+    assert not delivery.awaiting_answer(listed, sent)
