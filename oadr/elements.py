@@ -579,39 +579,76 @@ def _add_report_interval(parent: Element, interval: ReportInterval) -> None:
             sub(report_payload, OADR, "oadrDataQuality", payload.data_quality)
 
 
+# A report carries one interval per reading, so its readers walk each element's children once
+# (in C) instead of looking up every child by name: the schema already fixed order and counts.
+_DTSTART = qname(XCAL, "dtstart")
+_DURATION = qname(XCAL, "duration")
+_UID = qname(XCAL, "uid")
+_REPORT_PAYLOAD = qname(OADR, "oadrReportPayload")
+_RID = qname(EI, "rID")
+_CONFIDENCE = qname(EI, "confidence")
+_ACCURACY = qname(EI, "accuracy")
+_PAYLOAD_FLOAT = qname(EI, "payloadFloat")
+_RESOURCE_STATUS = qname(OADR, "oadrPayloadResourceStatus")
+_DATA_QUALITY = qname(OADR, "oadrDataQuality")
+
+
 def _read_report_interval(element: Element) -> ReportInterval:
-    uid = find(element, XCAL, "uid")
+    start: datetime | None = None
+    duration: timedelta | None = None
+    uid: str | None = None
     payloads = []
-    for payload in element.iterchildren(qname(OADR, "oadrReportPayload")):
-        status = find(payload, OADR, "oadrPayloadResourceStatus")
-        value: float | ResourceStatus
-        if status is not None:
-            value = _read_resource_status(status)
-        else:
-            number = descend(payload, (EI, "payloadFloat"), (EI, "value"))
-            if number is None:
-                raise InvalidData(
-                    "a report payload needs payloadFloat or oadrPayloadResourceStatus"
-                )
-            value = xv.parse_float(number.text or "")
-        confidence = optional_text(payload, EI, "confidence")
-        accuracy = optional_text(payload, EI, "accuracy")
-        payloads.append(
-            ReportPayload(
-                r_id=RId(text_of(payload, EI, "rID")),
-                value=value,
-                confidence=None if confidence is None else xv.parse_int(confidence),
-                accuracy=None if accuracy is None else xv.parse_float(accuracy),
-                data_quality=optional_text(payload, OADR, "oadrDataQuality"),
-            )
-        )
+    for child in element:
+        tag = child.tag
+        if tag == _REPORT_PAYLOAD:
+            payloads.append(_read_report_payload(child))
+        elif tag == _DTSTART and start is None:
+            start = xv.parse_datetime(text_of(child, XCAL, "date-time"))
+        elif tag == _DURATION and duration is None:
+            duration = xv.parse_duration(text_of(child, XCAL, "duration"))
+        elif tag == _UID and uid is None:
+            uid = text_of(child, XCAL, "text")
     if not payloads:
         raise InvalidData("a report interval must carry oadrReportPayload")
-    return ReportInterval(
-        start=read_dtstart(element),
-        payloads=tuple(payloads),
-        duration=read_duration(element),
-        uid=None if uid is None else text_of(uid, XCAL, "text"),
+    return ReportInterval(start=start, payloads=tuple(payloads), duration=duration, uid=uid)
+
+
+def _read_report_payload(payload: Element) -> ReportPayload:
+    r_id: str | None = None
+    number: Element | None = None
+    status: Element | None = None
+    confidence: str | None = None
+    accuracy: str | None = None
+    quality: str | None = None
+    for child in payload:
+        tag = child.tag
+        if tag == _RID and r_id is None:
+            r_id = child.text or ""
+        elif tag == _PAYLOAD_FLOAT and number is None:
+            number = find(child, EI, "value")
+        elif tag == _RESOURCE_STATUS and status is None:
+            status = child
+        elif tag == _CONFIDENCE and confidence is None:
+            confidence = child.text or None
+        elif tag == _ACCURACY and accuracy is None:
+            accuracy = child.text or None
+        elif tag == _DATA_QUALITY and quality is None:
+            quality = child.text or None
+    if r_id is None:
+        raise InvalidData("oadrReportPayload lacks rID")
+    value: float | ResourceStatus
+    if status is not None:
+        value = _read_resource_status(status)
+    elif number is not None:
+        value = xv.parse_float(number.text or "")
+    else:
+        raise InvalidData("a report payload needs payloadFloat or oadrPayloadResourceStatus")
+    return ReportPayload(
+        r_id=RId(r_id),
+        value=value,
+        confidence=None if confidence is None else xv.parse_int(confidence),
+        accuracy=None if accuracy is None else xv.parse_float(accuracy),
+        data_quality=quality,
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, delete, insert, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oadr.model import (
@@ -164,6 +165,29 @@ class Reading:
     received_at: datetime
 
 
+# Column, PostgreSQL array type: the readings insert on PostgreSQL (`Readings._add_postgresql`).
+_READING_ARRAYS = (
+    ("ven_id", "text"),
+    ("report_request_id", "text"),
+    ("report_specifier_id", "text"),
+    ("report_name", "text"),
+    ("r_id", "text"),
+    ("resource_id", "text"),
+    ("starts_at", "timestamptz"),
+    ("duration_s", "integer"),
+    ("value", "double precision"),
+    ("status", "json"),
+    ("data_quality", "text"),
+    ("received_at", "timestamptz"),
+)
+_INSERT_READINGS_PG = text(
+    f"INSERT INTO {readings.name} ({', '.join(name for name, _ in _READING_ARRAYS)}) "
+    "SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _READING_ARRAYS)
+    + ") ON CONFLICT DO NOTHING"
+)
+
+
 class Readings:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
@@ -200,9 +224,21 @@ class Readings:
                 )
         if not rows:
             return 0
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(readings).on_conflict_do_nothing()
+        if self.connection.dialect.name == "postgresql":
+            return await self._add_postgresql(rows)
+        statement = sqlite.insert(readings).on_conflict_do_nothing()
         result = await self.connection.execute(statement, rows)
+        return max(int(result.rowcount), 0)
+
+    async def _add_postgresql(self, rows: list[dict[str, Any]]) -> int:
+        """One INSERT ... SELECT FROM unnest(arrays): a report's readings go as one array per
+        column, not as one parameter set per reading (a third of the CPU, issue 11)."""
+        columns: dict[str, list[Any]] = {name: [] for name, _ in _READING_ARRAYS}
+        for row in rows:
+            for name, values in columns.items():
+                values.append(row[name])
+        columns["status"] = [None if v is None else json.dumps(v) for v in columns["status"]]
+        result = await self.connection.execute(_INSERT_READINGS_PG, columns)
         return max(int(result.rowcount), 0)
 
     async def query(
