@@ -14,8 +14,14 @@ CAs and hostname); it is not yet pinned to the fingerprint the VEN registered wi
 offers no public hook between the handshake and the request. A signed reply must be signed by the
 VEN's own certificate.
 
-One asyncio task per VEN with something due, started by `wake()` (Context.notify, after commit)
-and ended when the VEN has nothing left. The HTTP exchange happens outside any transaction.
+`wake()` (Context.notify, after commit) queues the VEN once, however often it is woken; a fixed
+number of push workers (`PushConfig.concurrency`, below the database pool) take VENs from the
+queue and push to each until it has nothing left, so an event for 10,000 VENs is 10,000 queue
+entries, not 10,000 transactions waiting for a pooled connection at once. A VEN woken while it is
+being pushed to is looked at again before its worker moves on. A failed push is retried after
+capped exponential backoff with jitter (a timer, no worker waits for it). Once the VEN answered,
+recording that is retried on its own if the database fails, so a VEN is not pushed the same
+message again for a database hiccup. The HTTP exchange happens outside any transaction.
 
 With several workers (`vtn.wakeups`) only the one holding the leader lock runs a Pusher, started
 when it gains the lock and stopped when it loses it; wake-ups reach it through PostgreSQL. Two
@@ -40,6 +46,7 @@ from datetime import datetime, timedelta
 
 import aiohttp
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from certs import fingerprint
 from certs.trust import TrustStore
@@ -65,6 +72,10 @@ class PushConfig:
     first_retry: timedelta = timedelta(seconds=1)
     max_retry: timedelta = timedelta(minutes=5)
     timeout: timedelta = timedelta(seconds=30)
+    # VENs pushed to at the same time (each holds a pooled database connection at times).
+    concurrency: int = 16
+    # Attempts at recording a VEN's answer before the push counts as failed.
+    record_attempts: int = 5
     # With several workers: how often a follower tries to become the one that pushes, and the
     # leader checks it still is (vtn.wakeups).
     leader_retry: timedelta = timedelta(seconds=3)
@@ -109,7 +120,15 @@ async def still_due(tx: Tx, ven_id: VenId, due: Due) -> bool:
         row = (await tx.connection.execute(query)).first()
         return row is not None and row.delivered_at is None
     sent = await tx.deliveries.sent(ven_id, [event.event_id for event in due.events])
-    return any(sent.get(e.event_id, -1) < e.modification_number for e in due.events)
+    if any(sent.get(e.event_id, -1) < e.modification_number for e in due.events):
+        return True
+    # A list sent again for want of an answer (vtn.delivery.unanswered): due while unanswered.
+    resent = set(due.resent)
+    return any(
+        d.opt_modification_number != d.modification_number
+        for d in await tx.deliveries.for_ven(ven_id)
+        if d.event_id in resent
+    )
 
 
 class Pusher:
@@ -122,8 +141,13 @@ class Pusher:
         self.rng = rng
         self.replay_guard = ReplayGuard(window=context.settings.replay_window)
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: dict[VenId, asyncio.Task[None]] = {}
-        self._woken: dict[VenId, asyncio.Event] = {}
+        self._queue: asyncio.Queue[VenId] = asyncio.Queue()
+        self._queued: set[VenId] = set()  # in the queue
+        self._active: set[VenId] = set()  # a worker is pushing to it
+        self._again: set[VenId] = set()  # woken while active: look again before moving on
+        self._failures: dict[VenId, int] = {}
+        self._backoff: dict[VenId, asyncio.TimerHandle] = {}  # retry scheduled
+        self._workers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Open the HTTP client and wake every push VEN: whatever is due survived a restart."""
@@ -131,21 +155,31 @@ class Pusher:
             connector=aiohttp.TCPConnector(ssl=self.config.tls or True),
             timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
         )
+        loop = asyncio.get_running_loop()
+        self._workers = [
+            loop.create_task(self._work(), name=f"vtn-push-{i}")
+            for i in range(max(1, self.config.concurrency))
+        ]
         async with self.context.store.transaction() as tx:
             push_vens = [ven for ven in await tx.vens.registered() if is_push_ven(ven)]
         for ven in push_vens:
             self.wake(ven.ven_id)
 
     async def stop(self) -> None:
-        # Stopped before the tasks are awaited, so a wake() meanwhile starts nothing; forgotten,
-        # so a later start() (leadership regained, vtn.wakeups) begins afresh.
+        # Stopped before the workers are awaited, so a wake() meanwhile queues nothing;
+        # forgotten, so a later start() (leadership regained, vtn.wakeups) begins afresh.
         session, self._session = self._session, None  # later wake()s are ignored
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
-        self._woken.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        workers, self._workers = self._workers, []
+        for handle in self._backoff.values():
+            handle.cancel()
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._queue = asyncio.Queue()
+        for pending in (self._queued, self._active, self._again):
+            pending.clear()
+        self._failures.clear()
+        self._backoff.clear()
         if session is not None:
             await session.close()
 
@@ -153,41 +187,66 @@ class Pusher:
         """Something may be due for this VEN (called after commit); cheap for pull VENs."""
         if self._session is None:
             return  # not started (or stopped): start() scans the database anyway
-        if ven_id in self._woken:
-            self._woken[ven_id].set()
-            return
-        self._woken[ven_id] = asyncio.Event()
-        self._tasks[ven_id] = asyncio.get_running_loop().create_task(self._run(ven_id))
+        if ven_id in self._active:
+            self._again.add(ven_id)
+        elif ven_id not in self._queued and ven_id not in self._backoff:
+            self._queued.add(ven_id)
+            self._queue.put_nowait(ven_id)
 
-    async def _run(self, ven_id: VenId) -> None:
-        woken = self._woken[ven_id]
-        failures = 0
+    @property
+    def pending(self) -> int:
+        """VENs queued, being pushed to, or waiting to retry (for tests and operators)."""
+        return len(self._queued) + len(self._active) + len(self._backoff)
+
+    async def _work(self) -> None:
         while True:
-            woken.clear()
+            ven_id = await self._queue.get()
+            self._queued.discard(ven_id)
+            self._active.add(ven_id)
+            try:
+                await self._push_all(ven_id)
+            finally:
+                self._active.discard(ven_id)
+                if ven_id in self._again:  # woken after its last look (e.g. while cancelled)
+                    self._again.discard(ven_id)
+                    self.wake(ven_id)
+
+    async def _push_all(self, ven_id: VenId) -> None:
+        """Push to this VEN until it has nothing due; on failure, schedule a retry."""
+        while True:
+            self._again.discard(ven_id)
             try:
                 delivered = await self._push_next(ven_id)
+            except asyncio.CancelledError:
+                raise
             except Exception as err:
-                failures += 1
-                delay = retry_delay(failures, self.config, self.rng.random()).total_seconds()
-                if isinstance(err, PushFailed | OadrError):
-                    log.warning(
-                        "push to VEN %s failed (%d in a row), retrying in %.1f s: %s",
-                        ven_id, failures, delay, err,
-                    )  # fmt: skip
-                else:
-                    reference = uuid.uuid4().hex[:12]
-                    log.exception(
-                        "unexpected push failure for VEN %s, reference %s", ven_id, reference
-                    )
-                await asyncio.sleep(delay)
-                continue
-            failures = 0
-            if delivered or woken.is_set():
-                continue
-            # Nothing due and no wake-up since the check: done (no await between here and return,
-            # so a wake() cannot slip in unseen).
-            del self._woken[ven_id], self._tasks[ven_id]
-            return
+                self._retry_later(ven_id, err)
+                return
+            self._failures.pop(ven_id, None)
+            if not delivered and ven_id not in self._again:
+                return
+
+    def _retry_later(self, ven_id: VenId, err: Exception) -> None:
+        failures = self._failures[ven_id] = self._failures.get(ven_id, 0) + 1
+        delay = retry_delay(failures, self.config, self.rng.random()).total_seconds()
+        if isinstance(err, PushFailed | OadrError):
+            log.warning(
+                "push to VEN %s failed (%d in a row), retrying in %.1f s: %s",
+                ven_id, failures, delay, err,
+            )  # fmt: skip
+        else:
+            reference = uuid.uuid4().hex[:12]
+            log.error(
+                "unexpected push failure for VEN %s, reference %s, retrying in %.1f s",
+                ven_id, reference, delay, exc_info=err,
+            )  # fmt: skip
+        self._again.discard(ven_id)
+
+        def retry() -> None:
+            self._backoff.pop(ven_id, None)
+            self.wake(ven_id)
+
+        self._backoff[ven_id] = asyncio.get_running_loop().call_later(delay, retry)
 
     async def _push_next(self, ven_id: VenId) -> bool:
         """Push the next message due to this VEN; False if there is nothing (or not a push VEN)."""
@@ -200,11 +259,7 @@ class Pusher:
             return False
         reply = await self._post(ven, due.payload)
         now = self.context.clock()
-        async with self.context.store.transaction() as tx:
-            first = await still_due(tx, ven_id, due)
-            if first:
-                current = await tx.vens.get(ven_id)
-                await mark_delivered(tx, current or ven, due, now)
+        first = await self._record(ven, due, now)
         if not first:  # another pusher or a poll delivered it meanwhile: on record once only
             log.warning(
                 "VEN %s already had this %s; not marked again", ven_id, type(due.payload).__name__
@@ -213,6 +268,29 @@ class Pusher:
         log.info("pushed %s to VEN %s", type(due.payload).__name__, ven_id)
         await self._handle_reply(ven, due, reply, now)
         return True
+
+    async def _record(self, ven: VenRecord, due: Due, now: datetime) -> bool:
+        """Mark `due` delivered (False: someone else had); the VEN has answered, so a database
+        failure here is retried on its own rather than by pushing the message again."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self.context.store.transaction() as tx:
+                    first = await still_due(tx, ven.ven_id, due)
+                    if first:
+                        current = await tx.vens.get(ven.ven_id)
+                        await mark_delivered(tx, current or ven, due, now)
+                return first
+            except (SQLAlchemyError, OSError) as err:
+                if attempt >= self.config.record_attempts:
+                    raise
+                delay = min(0.25 * 2**attempt, 5.0)
+                log.warning(
+                    "VEN %s answered, recording failed (attempt %d), again in %.2f s: %s",
+                    ven.ven_id, attempt, delay, err,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
 
     async def _post(self, ven: VenRecord, payload: Payload) -> Payload | None:
         """POST `payload` to the VEN; its valid reply (None: an empty 200 where that is allowed)."""
