@@ -5,6 +5,8 @@ and the same workload against OpenLEADR's VTN in the same run (issue 11).
     .venv/bin/python -m benchmarks.vtn_load --quick            # seconds; what CI runs
     .venv/bin/python -m benchmarks.vtn_load --vens 10000 --db postgresql --workers 2 \\
         --key ec --signed --rate 2000 --fan-out 30 --ingest 5 --json out.json --plot out.png
+    .venv/bin/python -m benchmarks.vtn_load --vens 10000 --db postgresql --no-signed \\
+        --no-unsigned --push-fan-out                           # push fan-out only
 
 Each scenario starts a server subprocess (`flex4grid vtn serve`, TLS from a throwaway PKI, a
 fresh SQLite file or a fresh PostgreSQL database created and dropped at 127.0.0.1:5432), gets
@@ -12,8 +14,11 @@ its N VENs registered (over the wire, oadrCreatePartyRegistration on each VEN's 
 above `--register-limit` preloaded into the database) and connected, then runs its phases:
 saturation with unsigned and with signed polls, an offered rate, report ingest (oadrUpdateReport,
 readings/s, checked against the rows stored), a pull fan-out (admin API event to every VEN's
-oadrCreatedEvent). See `benchmarks/load/client.py` for connections, handshakes and how messages
-are prebuilt outside the timed window, and benchmarks/README.md for the latest figures.
+oadrCreatedEvent). A push fan-out is a scenario of its own: its VENs register a transport
+address served by the load generator (`benchmarks/load/push.py`), the VTN pushes the event to
+each and stores the oadrCreatedEvent that comes back in the HTTP response. See
+`benchmarks/load/client.py` for connections, handshakes and how messages are prebuilt outside
+the timed window, and benchmarks/README.md for the latest figures.
 Printed: requests/s, p50/p99/max latency, errors, server RSS and CPU, database size, the
 ours/OpenLEADR ratio; written: JSON and a PNG plot.
 """
@@ -23,23 +28,28 @@ from __future__ import annotations
 import argparse
 import itertools
 import multiprocessing
+import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load import client, fanout, pki, report, servers
+from benchmarks.load import client, fanout, pki, push, report, servers
 from benchmarks.load.report import NOTE, ScenarioFigures
 from certs.keys import KeyType
 
 OUR_SEGMENT_S = 15.0  # our VTN's replay window is 30 s: prebuilt signatures must stay fresh
 OPENLEADR_SEGMENT_S = 2.5  # OpenLEADR refuses signatures older than 5 s
+PUSH_TARGET_S = 10.0  # issue 11: one event acknowledged by 10,000 push VENs within 10 s
+WATCH_S = 0.25  # push fan-out: how often the database is asked how many answers it recorded
+ENDPOINTS_PER_PROCESS = 5000  # listeners + their connections must fit the file-descriptor limit
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class PhaseSpec:
     rate_per_s: float | None = None
     fan_out_interval_s: float | None = None  # a fan-out (pull) at this poll interval instead
     readings: int = 0  # above 0: report ingest, oadrUpdateReport with this many readings
+    push_timeout_s: float | None = None  # a push fan-out, waiting at most this long, instead
 
 
 @dataclass(frozen=True)
@@ -59,13 +70,21 @@ class Scenario:
     key: KeyType
     vens: int
     phases: tuple[PhaseSpec, ...]
+    # Push VENs (oadrHttpPullModel=false) with an endpoint each ("per-ven") or one per
+    # load-generator process ("shared"), see benchmarks/load/push.py; None: pull VENs.
+    push_endpoints: str | None = None
 
     @property
     def name(self) -> str:
         key = "ec" if self.key is KeyType.P256 else "rsa"
         if self.server == "openleadr":
             return f"openleadr mem {key} N={self.vens:,}"
-        return f"ours {self.database[:6]} w{self.workers} {key} N={self.vens:,}"
+        mode = "" if self.push_endpoints is None else " push"
+        return f"ours {self.database[:6]} w{self.workers} {key} N={self.vens:,}{mode}"
+
+    @property
+    def signed_push(self) -> bool:
+        return any(p.signed for p in self.phases if p.push_timeout_s is not None)
 
 
 UNSIGNED = PhaseSpec("unsigned", signed=False)
@@ -78,6 +97,18 @@ INGEST_60 = PhaseSpec("ingest, 60 readings/report", signed=False, readings=60)
 FAN_OUT_2 = PhaseSpec("fan-out, pull every 2 s", signed=False, fan_out_interval_s=2.0)
 
 
+def push_phase(endpoints: str, signed: bool, timeout_s: float) -> PhaseSpec:
+    where = "an endpoint per VEN" if endpoints == "per-ven" else "one shared endpoint"
+    label = f"fan-out, push to {where}{', signed' if signed else ''}"
+    return PhaseSpec(label, signed, push_timeout_s=timeout_s)
+
+
+# Push fan-out, an endpoint per VEN. Capped at 30 s (the target is 10 s): on this machine the
+# VTN's pusher needs minutes for 10,000 VENs, and the full matrix must stay near 10 minutes.
+PUSH_30 = push_phase("per-ven", signed=False, timeout_s=30.0)
+PUSH_SIGNED = push_phase("per-ven", signed=True, timeout_s=20.0)
+
+
 def full_matrix() -> list[Scenario]:
     ec, rsa = KeyType.P256, KeyType.RSA2048
     return [
@@ -86,6 +117,7 @@ def full_matrix() -> list[Scenario]:
         Scenario("flex4grid", "postgresql", 2, ec, 1000, (UNSIGNED, SIGNED, INGEST_5, INGEST_60)),
         Scenario("flex4grid", "postgresql", 2, ec, 10_000, (UNSIGNED, SIGNED, FAN_OUT_30, AT_2000)),
         Scenario("flex4grid", "postgresql", 2, rsa, 1000, (SIGNED,)),
+        Scenario("flex4grid", "postgresql", 2, ec, 10_000, (PUSH_30,), push_endpoints="per-ven"),
         Scenario("openleadr", "memory", 1, ec, 1000, (UNSIGNED,)),
         Scenario("openleadr", "memory", 1, ec, 1000, (SIGNED,)),
     ]
@@ -95,6 +127,7 @@ def quick_matrix() -> list[Scenario]:
     ec = KeyType.P256
     return [
         Scenario("flex4grid", "sqlite", 1, ec, 20, (UNSIGNED, SIGNED, AT_100, INGEST_5, FAN_OUT_2)),
+        Scenario("flex4grid", "sqlite", 1, ec, 20, (PUSH_SIGNED,), push_endpoints="per-ven"),
         Scenario("openleadr", "memory", 1, ec, 20, (UNSIGNED,)),
         Scenario("openleadr", "memory", 1, ec, 20, (SIGNED,)),
     ]
@@ -119,11 +152,20 @@ def custom_matrix(args: argparse.Namespace) -> list[Scenario]:
             PhaseSpec(f"fan-out, pull every {args.fan_out:g} s", False, None, args.fan_out)
         )
     key = KeyType.P256 if args.key == "ec" else KeyType.RSA2048
-    ours = Scenario("flex4grid", args.db, args.workers, key, args.vens, tuple(phases))
-    scenarios = [ours]
+    scenarios = []
+    if phases:
+        scenarios.append(
+            Scenario("flex4grid", args.db, args.workers, key, args.vens, tuple(phases))
+        )
+    if args.push_fan_out is not None:  # push VENs are a scenario of their own
+        # Signed when the run is signed only: --signed --push-fan-out signs pushes and answers.
+        signed = args.signed and not args.unsigned
+        push_spec = push_phase(args.push_endpoints, signed, args.push_fan_out)
+        scenarios.append(Scenario("flex4grid", args.db, args.workers, key, args.vens,
+                                  (push_spec,), push_endpoints=args.push_endpoints))  # fmt: skip
     if not args.no_openleadr:
-        for phase in phases:
-            if phase.rate_per_s is None:
+        for phase in phases:  # the saturation phases: OpenLEADR has no admin API, no ingest
+            if phase.rate_per_s is None and phase.fan_out_interval_s is None and not phase.readings:
                 scenarios.append(Scenario("openleadr", "memory", 1, key, args.vens, (phase,)))
     return scenarios
 
@@ -163,7 +205,9 @@ class Clients:
                     process.kill()
 
 
-def start_clients(bench_pki: pki.BenchPki, vens: int, count: int, port: int) -> Clients:
+def start_clients(bench_pki: pki.BenchPki, vens: int, count: int, pull: bool = True) -> Clients:
+    """`count` load-generator processes, each with its slice of the VENs; they learn the
+    server's port later (`server`): push VENs need their endpoints before the server starts."""
     spawn = multiprocessing.get_context("spawn")
     count = max(1, min(count, vens))
     barrier = spawn.Barrier(count)
@@ -176,7 +220,9 @@ def start_clients(bench_pki: pki.BenchPki, vens: int, count: int, port: int) -> 
             last=last,
             root_pem=bench_pki.root_pem,
             host="127.0.0.1",
-            port=port,
+            port=0,
+            push_endpoint=(bench_pki.push_endpoint.chain, bench_pki.push_endpoint.key),
+            pull=pull,
         )
         ours, theirs = spawn.Pipe()
         process = spawn.Process(target=client.main, args=(spec, theirs, barrier), daemon=True)
@@ -209,8 +255,22 @@ def run_scenario(
     try:
         preload = database is not None and scenario.vens > options.register_limit
         setup: dict[str, Any] = {"how": "connected (in-memory lookup)"}
+        count = min(options.clients, scenario.vens)
+        addresses: list[str] | None = None
+        if scenario.push_endpoints is not None:
+            count = max(count, -(-scenario.vens // ENDPOINTS_PER_PROCESS))
+        clients = start_clients(bench_pki, scenario.vens, count, scenario.push_endpoints is None)
+        if scenario.push_endpoints is not None:
+            started = time.perf_counter()
+            endpoints = push.PushSetup(scenario.push_endpoints == "per-ven", scenario.signed_push)
+            addresses = [a for made in clients.ask("listen", endpoints) for a in made]
+            listen_s = time.perf_counter() - started
+            ports = len({a.split("/")[2] for a in addresses})
+            log(f"  {len(addresses):,} push endpoints on {ports:,} ports ({listen_s:.1f} s)")
         if database is not None and preload:
-            seconds = servers.preload_vens(database, bench_pki.vens[: scenario.vens])
+            seconds = servers.preload_vens(
+                database, bench_pki.vens[: scenario.vens], addresses, scenario.signed_push
+            )
             setup = {"how": "preloaded into the database", "preload_s": round(seconds, 2)}
         if database is not None:
             profile = None
@@ -222,11 +282,16 @@ def run_scenario(
         else:
             server = servers.start_openleadr(bench_pki, scenario.phases[0].signed, options.work_dir)
         idle = server.usage()
-        count = min(options.clients, scenario.vens)
-        clients = start_clients(bench_pki, scenario.vens, count, server.port)
+        clients.ask("server", server.port)
+        token: servers.TokenJob | None = None
+        if addresses is not None and database is not None:
+            # No timed phase before a push fan-out: make its token while the VENs register.
+            token = servers.admin_token_started(database)
         per_client = max(1, options.concurrency // count)
         first_signed = scenario.phases[0].signed
-        if database is not None and not preload:
+        if addresses is not None and preload:
+            clients.ask("assume_push_registered", None)  # push VENs do not poll: no connection
+        elif database is not None and not preload:
             setups = clients.ask("register", per_client)
             registered = sum(s["registered"] for s in setups)
             register_s = max(s["register_s"] for s in setups)
@@ -259,6 +324,22 @@ def run_scenario(
         reports_registered = False
         segment_max = OUR_SEGMENT_S if database is not None else OPENLEADR_SEGMENT_S
         for spec in scenario.phases:
+            if spec.push_timeout_s is not None:
+                assert database is not None and addresses is not None, "push needs push VENs"
+                token = token or servers.admin_token_started(database)
+                measured_fan_out = push_fan_out(
+                    server, database, bench_pki, clients, spec, scenario.vens, setup, token
+                )
+                figures.fan_outs.append(measured_fan_out)
+                log(f"  {spec.label}: the VTN recorded {measured_fan_out.acked:,}/"
+                    f"{measured_fan_out.vens:,} answers, all within "
+                    f"{measured_fan_out.all_acked_s} s (target {measured_fan_out.target_s:g} s); "
+                    f"{measured_fan_out.answered:,} endpoints answered, last after "
+                    f"{measured_fan_out.all_answered_s} s; "
+                    f"{measured_fan_out.pushes:,} pushes, {measured_fan_out.handshakes:,} new TLS "
+                    f"connections, server CPU {measured_fan_out.server_cpu_s:.1f} s, errors "
+                    f"{measured_fan_out.errors or 0}")  # fmt: skip
+                continue
             if spec.fan_out_interval_s is not None:
                 assert database is not None, "fan-out needs our admin API"
                 measured_fan_out = fan_out(server, database, bench_pki, clients, spec)
@@ -306,7 +387,8 @@ def run_scenario(
         # Every VEN known and none connected (glibc rarely returns the freed buffers to the OS,
         # so this shows the high-water mark rather than what idle VENs cost).
         clients.ask("disconnect", None)
-        time.sleep(1.0)
+        if addresses is None:  # push VENs hold no connection to the VTN
+            time.sleep(1.0)
         figures.rss_disconnected_kb = server.usage().rss_kb
         if database is not None:
             figures.db_size_bytes = database.size_bytes()
@@ -341,9 +423,66 @@ def fan_out(
         "fan_out", fanout.FanOut(interval, timeout_s=target + interval, signed=spec.signed)
     )
     time.sleep(min(2.0, interval / 2))  # let the polling settle first
+    before = server.usage()
     created = servers.create_event(server, bench_pki, token)
     results = clients.answers()
-    return report.merge_fan_out(spec.label, interval, target, created, results)
+    cpu_s = server.usage().cpu_s - before.cpu_s
+    return report.merge_fan_out(spec.label, interval, target, created, results, cpu_s)
+
+
+def push_fan_out(
+    server: servers.Server,
+    database: servers.Database,
+    bench_pki: pki.BenchPki,
+    clients: Clients,
+    spec: PhaseSpec,
+    vens: int,
+    setup: dict[str, Any],
+    token_job: servers.TokenJob,
+) -> report.FanOutFigures:
+    """One event for every (push) VEN, created through the admin API: time from the API call
+    until the VTN had committed the last VEN's oadrCreatedEvent (which came back in the HTTP
+    response to its push). The database is asked every WATCH_S how many it has; each count is
+    timed when its answer arrived, so the figures are upper bounds by at most WATCH_S plus a
+    query. Also what the VTN logged meanwhile: pushes it had to retry."""
+    assert spec.push_timeout_s is not None
+    event_id = f"bench-push-{uuid.uuid4().hex[:12]}"
+    if "registered" in setup:  # over the wire: the VTN pushed each VEN an oadrRegisterReport
+        time.sleep(1.0)  # let those finish first
+    token = token_job.wait()
+    log_offset = server.log.stat().st_size
+    clients.tell("push_fan_out", push.PushFanOut(timeout_s=spec.push_timeout_s))
+    before = server.usage()
+    created = servers.create_event(server, bench_pki, token, event_id)
+    samples: list[tuple[float, int]] = []
+    refused: dict[str, int] = {}
+    while True:
+        try:
+            samples.append((time.time() - created, servers.count_responses(database, event_id)))
+        except Exception as err:  # e.g. PostgreSQL's connection limit, shared with the VTN
+            refused[type(err).__name__] = refused.get(type(err).__name__, 0) + 1
+        last_s = time.time() - created
+        if (samples and samples[-1][1] >= vens) or last_s > spec.push_timeout_s:
+            break
+        time.sleep(WATCH_S)
+    cpu_s = server.usage().cpu_s - before.cpu_s
+    results = clients.answers()
+    figures = report.merge_push_fan_out(spec.label, PUSH_TARGET_S, created, samples, results, cpu_s)
+    with server.log.open("rb") as logged:
+        logged.seek(log_offset)
+        text = logged.read().decode("utf-8", "replace")
+    retried = len(_PUSH_FAILED.findall(text))
+    unexpected = text.count("unexpected push failure")
+    if retried:
+        figures.errors["VTN log: push failed, retried"] = retried
+    if unexpected:
+        figures.errors["VTN log: unexpected push failure"] = unexpected
+    for name, count in refused.items():
+        figures.errors[f"watching the database: {name}"] = count
+    return figures
+
+
+_PUSH_FAILED = re.compile(r"push to VEN \S+ failed")
 
 
 def _merge(dicts: Sequence[dict[str, int]]) -> dict[str, int]:
@@ -378,6 +517,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--fan-out", type=float, metavar="SECONDS",
         help="add a pull fan-out: one event, VENs polling at this interval, time to all acks",
     )  # fmt: skip
+    parser.add_argument(
+        "--push-fan-out", type=float, nargs="?", const=60.0, metavar="TIMEOUT",
+        help="add a push fan-out: push VENs (their own scenario), one event, time until the VTN "
+             "recorded every VEN's answer; waits at most TIMEOUT s (default 60)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--push-endpoints", choices=["per-ven", "shared"], default="per-ven",
+        help="push fan-out: an HTTPS endpoint (port) per VEN, or one per load-generator process",
+    )  # fmt: skip
     parser.add_argument("--duration", type=float, help="seconds per phase (default 15; quick 1)")
     parser.add_argument("--clients", type=int, default=1, help="load generator processes")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
@@ -393,7 +541,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
-    given = ("vens", "db", "workers", "key", "rate", "fan_out", "ingest")
+    given = ("vens", "db", "workers", "key", "rate", "fan_out", "ingest", "push_fan_out")
     custom = any(getattr(args, a) is not None for a in given)
     custom = custom or args.signed is not None or args.unsigned is not None
     args.custom = custom
@@ -408,7 +556,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.unsigned = bool(args.unsigned) if args.unsigned is not None else not args.signed
         if args.workers > 1 and args.db == "sqlite":
             parser.error("--workers 2 needs --db postgresql")
-        if not (args.signed or args.unsigned):
+        fan_outs = args.fan_out is not None or args.push_fan_out is not None
+        if not (args.signed or args.unsigned or fan_outs):
             parser.error("nothing to run: --no-signed and --no-unsigned")
     if args.duration is None:
         args.duration = 1.0 if args.quick else 15.0

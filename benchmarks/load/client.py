@@ -18,6 +18,9 @@ Two load shapes:
   rate        open loop at `rate` polls/s (per process: rate / processes): poll k goes to VEN
               k mod n at t0 + k / rate, i.e. every VEN polls every n / rate seconds, staggered;
               latency = reply - scheduled time (a late send counts against the server).
+
+Push VENs (`listen`) get HTTPS endpoints the VTN pushes to, served in this process
+(`benchmarks/load/push.py`); they connect to the VTN only to register.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from benchmarks.load import fanout, ingest
+from benchmarks.load import fanout, ingest, push
 from benchmarks.load.pki import VenIdentity, load_vens
 from benchmarks.load.wire import RequestFailed, http_request
 from certs import keys
@@ -80,8 +83,10 @@ class ClientSpec:
     last: int
     root_pem: Path
     host: str
-    port: int
+    port: int  # 0 until the parent says which (the `server` command)
     server_name: str = "localhost"
+    push_endpoint: tuple[Path, Path] | None = None  # chain and key the push endpoints present
+    pull: bool = True  # False: push VENs, which connect only to register (TLS contexts lazily)
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ class PhaseResult:
 @dataclass
 class Ven:
     identity: VenIdentity
-    context: ssl.SSLContext
+    context: ssl.SSLContext | None  # None until first needed (push VENs)
     ven_id: VenId | None = None
     signing_key: SigningKey | None = None
     report_request: ReportRequest | None = None  # the VTN's telemetry request (ingest)
@@ -161,15 +166,31 @@ class Driver:
     def __init__(self, spec: ClientSpec) -> None:
         self.spec = spec
         identities = load_vens(spec.manifest)[spec.first : spec.last]
-        self.vens = [Ven(i, _context(i, spec.root_pem)) for i in identities]
+        self.vens = [Ven(i, _context(i, spec.root_pem) if spec.pull else None) for i in identities]
         self.counters = Counters()
         self.poll_path = exchanges.Service.OADR_POLL.path
         self.report_path = exchanges.Service.EI_REPORT.path
+        self.port = spec.port
         self.host_header = f"{spec.server_name}:{spec.port}"
+        self.endpoints: push.Endpoints | None = None  # push VENs: where the VTN posts to
+
+    def set_server(self, port: int) -> None:
+        self.port = port
+        self.host_header = f"{self.spec.server_name}:{port}"
+
+    async def listen(self, setup: push.PushSetup) -> list[str]:
+        """Start the push endpoints of this process's VENs; their transport addresses."""
+        assert self.spec.push_endpoint is not None, "push needs the endpoint certificate"
+        chain, key = self.spec.push_endpoint
+        context = push.server_context(chain, key, self.spec.root_pem)
+        self.endpoints = push.Endpoints(self, setup, context)
+        return await self.endpoints.start()
 
     async def _connect(self, ven: Ven) -> None:
+        if ven.context is None:
+            ven.context = _context(ven.identity, self.spec.root_pem)
         ven.reader, ven.writer = await asyncio.open_connection(
-            self.spec.host, self.spec.port, ssl=ven.context, server_hostname=self.spec.server_name
+            self.spec.host, self.port, ssl=ven.context, server_hostname=self.spec.server_name
         )
         self.counters.handshakes += 1
 
@@ -229,16 +250,28 @@ class Driver:
 
     async def register(self, concurrency: int) -> dict[str, Any]:
         """oadrCreatePartyRegistration for every VEN on its own connection, then one poll that
-        fetches what registration queued (the VTN's oadrRegisterReport)."""
+        fetches what registration queued (the VTN's oadrRegisterReport). Push VENs (`listen`
+        first) register their transport address instead and do not poll: the VTN pushes that
+        oadrRegisterReport to them."""
         started = time.perf_counter()
         path = exchanges.Service.EI_REGISTER_PARTY.path
+        endpoints = self.endpoints
+        addresses: dict[int, str] = {}  # id(ven) -> its push endpoint
+        if endpoints is not None:
+            addresses = dict(zip(map(id, self.vens), endpoints.addresses, strict=True))
+        signed = endpoints is not None and endpoints.setup.signed
         queue = list(reversed(self.vens))
 
         async def worker() -> None:
             while queue:
                 ven = queue.pop()
+                address = addresses.get(id(ven))
                 request = CreatePartyRegistration(
-                    request_id=RequestId(uuid.uuid4().hex), ven_name=ven.identity.name
+                    request_id=RequestId(uuid.uuid4().hex),
+                    ven_name=ven.identity.name,
+                    http_pull_model=address is None,
+                    transport_address=address,
+                    xml_signature=signed,
                 )
                 try:
                     reply = codec.decode(
@@ -256,7 +289,8 @@ class Driver:
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         registered_s = time.perf_counter() - started
-        await self._poll_each_once(concurrency)
+        if self.endpoints is None:
+            await self._poll_each_once(concurrency)
         return {
             "registered": sum(1 for v in self.vens if v.ven_id is not None),
             "register_s": registered_s,
@@ -528,6 +562,17 @@ def main(spec: ClientSpec, pipe: Connection, barrier: Barrier) -> None:
                 pipe.send(await driver.register_reports(argument))
             elif command == "fan_out":
                 pipe.send(await fanout.run(driver, argument))
+            elif command == "server":
+                driver.set_server(argument)
+                pipe.send("ok")
+            elif command == "listen":
+                pipe.send(await driver.listen(argument))
+            elif command == "assume_push_registered":  # preloaded push VENs: nothing to connect
+                driver.assume_registered()
+                pipe.send({"errors": {}})
+            elif command == "push_fan_out":
+                assert driver.endpoints is not None, "push fan-out needs `listen` first"
+                pipe.send(await driver.endpoints.fan_out(argument))
             elif command == "phase":
                 try:
                     pipe.send((await driver.run_phase(argument, barrier)).to_wire())
@@ -536,6 +581,8 @@ def main(spec: ClientSpec, pipe: Connection, barrier: Barrier) -> None:
                     raise
             elif command == "close":
                 await driver.close_all()
+                if driver.endpoints is not None:
+                    await driver.endpoints.close()
                 pipe.send("closed")
                 return
 

@@ -48,6 +48,7 @@ class BenchPki:
     vtn: IdentityFiles
     vens: tuple[VenIdentity, ...]
     distinct_keys: int
+    push_endpoint: IdentityFiles  # what the VENs' push endpoints present (load/push.py says why)
 
     def manifest(self) -> Path:
         return self.directory / "vens.json"
@@ -98,7 +99,8 @@ def _issue_chunk(
 
 
 def make(directory: Path, ven_count: int, key_type: KeyType, processes: int = 2) -> BenchPki:
-    """Root, DSO CA and VTN (SAN localhost/127.0.0.1) of `key_type`, then `ven_count` VENs."""
+    """Root, DSO CA, VTN and the VENs' push endpoint (both SAN localhost/127.0.0.1) of
+    `key_type`, then `ven_count` VENs."""
     now = datetime.now(UTC)
     root = CertificateAuthority.create_root(directory / "root", "Bench Root", now, key_type)
     dso = root.create_intermediate(
@@ -107,6 +109,10 @@ def make(directory: Path, ven_count: int, key_type: KeyType, processes: int = 2)
     vtn = IdentityFiles(directory / "vtn")
     sans = [parse_san(s) for s in LOCAL_SANS]
     dso.issue(Role.VTN, "bench-vtn", now, key_type=key_type, sans=sans).write(vtn)
+    push_endpoint = IdentityFiles(directory / "ven-push-endpoint")
+    dso.issue(Role.VEN, "bench-ven-push-endpoint", now, key_type=key_type, sans=sans).write(
+        push_endpoint
+    )
     out = directory / "vens"
     out.mkdir()
     chunks = [list(range(i, min(i + 500, ven_count))) for i in range(0, ven_count, 500)]
@@ -140,6 +146,7 @@ def make(directory: Path, ven_count: int, key_type: KeyType, processes: int = 2)
         vtn=vtn,
         vens=vens,
         distinct_keys=distinct,
+        push_endpoint=push_endpoint,
     )
     listed = [{"name": v.name, "file": str(v.pem_file), "fingerprint": v.fingerprint} for v in vens]
     pki.manifest().write_text(json.dumps(listed))

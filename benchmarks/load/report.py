@@ -49,8 +49,12 @@ class PhaseFigures:
 
 @dataclass(frozen=True)
 class FanOutFigures:
+    """Pull: acknowledged = the VTN answered the VEN's oadrCreatedEvent with 200 (client clock).
+    Push: acknowledged = the VTN committed the VEN's oadrCreatedEvent (watched in its database);
+    `answered` counts the VENs' own side (the endpoint wrote its oadrCreatedEvent)."""
+
     label: str
-    interval_s: float
+    interval_s: float  # pull: the poll interval; push: 0
     vens: int
     acked: int
     all_acked_s: float | None  # event created -> last oadrCreatedEvent answered; None: not all
@@ -58,6 +62,13 @@ class FanOutFigures:
     target_s: float
     polls: int
     errors: dict[str, int]
+    mode: str = "pull"  # "pull" | "push"
+    pushes: int = 0  # push: POSTs the endpoints received (every service)
+    handshakes: int = 0  # push: TLS connections the VTN opened to the endpoints
+    answered: int = 0  # push: VENs whose endpoint answered an oadrDistributeEvent
+    all_answered_s: float | None = None  # push: event created -> the last endpoint's answer
+    server_cpu_s: float = 0.0  # the server's CPU seconds from the API call to the end
+    cdf_s: list[tuple[float, float]] = field(default_factory=list)  # (s, fraction of the VENs)
 
     @property
     def met(self) -> bool:
@@ -152,19 +163,23 @@ def merge_phase(
     )
 
 
+def _fraction_cdf(
+    delays: Sequence[float], total: int, points: int = 100
+) -> list[tuple[float, float]]:
+    """(seconds since the event was created, fraction of all `total` VENs acknowledged)."""
+    return [(s / 1000, f * len(delays) / total) for s, f in cdf(delays, points)] if total else []
+
+
 def merge_fan_out(
     label: str,
     interval_s: float,
     target_s: float,
     created: float,
     results: Sequence[dict[str, Any]],
+    server_cpu_s: float = 0.0,
 ) -> FanOutFigures:
     delays = sorted(t - created for r in results for t in r["ack_times"])
     vens = sum(r["vens"] for r in results)
-    errors: dict[str, int] = {}
-    for result in results:
-        for key, count in result["errors"].items():
-            errors[key] = errors.get(key, 0) + count
     return FanOutFigures(
         label=label,
         interval_s=interval_s,
@@ -174,22 +189,80 @@ def merge_fan_out(
         median_ack_s=round(percentile(delays, 0.5), 2) if delays else None,
         target_s=target_s,
         polls=sum(r["polls"] for r in results),
-        errors=errors,
+        errors=_merge_errors(results),
+        server_cpu_s=round(server_cpu_s, 2),
+        cdf_s=_fraction_cdf(delays, vens),
     )
+
+
+def merge_push_fan_out(
+    label: str,
+    target_s: float,
+    created: float,
+    samples: Sequence[tuple[float, int]],
+    results: Sequence[dict[str, Any]],
+    server_cpu_s: float,
+) -> FanOutFigures:
+    """`samples`: (seconds since the API call, answers the VTN had committed by then), from
+    watching its database; `results`: what the endpoints saw."""
+    vens = sum(r["vens"] for r in results)
+    answered = sorted(t - created for r in results for t in r["ack_times"])
+    acked = samples[-1][1] if samples else 0
+
+    def first(count: int) -> float | None:
+        return next((round(t, 2) for t, n in samples if n >= count), None)
+
+    step = max(1, len(samples) // 100)
+    return FanOutFigures(
+        label=label,
+        interval_s=0.0,
+        vens=vens,
+        acked=acked,
+        all_acked_s=first(vens) if vens else None,
+        median_ack_s=first(math.ceil(vens / 2)) if acked * 2 >= vens else None,
+        target_s=target_s,
+        polls=0,
+        errors=_merge_errors(results),
+        mode="push",
+        pushes=sum(sum(r["pushes"].values()) for r in results),
+        handshakes=sum(r["connections"] for r in results),
+        answered=len(answered),
+        all_answered_s=round(answered[-1], 2) if answered and len(answered) == vens else None,
+        server_cpu_s=round(server_cpu_s, 2),
+        cdf_s=[(round(t, 3), n / vens) for t, n in [*samples[::step], samples[-1]]] if vens else [],
+    )
+
+
+def _merge_errors(results: Sequence[dict[str, Any]]) -> dict[str, int]:
+    errors: dict[str, int] = {}
+    for result in results:
+        for key, count in result["errors"].items():
+            errors[key] = errors.get(key, 0) + count
+    return errors
 
 
 def fan_out_table(scenarios: Sequence[ScenarioFigures]) -> str:
     lines = [
-        "| scenario | fan-out | acknowledged | all acknowledged after | median | target | met |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | fan-out | acknowledged | all acknowledged after | median | target | met "
+        "| server CPU s | requests |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in scenarios:
         for f in s.fan_outs:
             after = "-" if f.all_acked_s is None else f"{f.all_acked_s:.1f} s"
             median = "-" if f.median_ack_s is None else f"{f.median_ack_s:.1f} s"
+            if f.mode == "push":
+                requests = (f"{f.pushes:,} pushes over {f.handshakes:,} new TLS connections; "
+                            f"{f.answered:,} VENs answered")  # fmt: skip
+            else:
+                requests = f"{f.polls:,} polls"
+            errors = sum(f.errors.values())
+            if errors:
+                requests += f"; {errors:,} errors"
             lines.append(
                 f"| {s.name} | {f.label} | {f.acked:,}/{f.vens:,} | {after} | {median} | "
-                f"{f.target_s:g} s | {'yes' if f.met else 'no'} |"
+                f"{f.target_s:g} s | {'yes' if f.met else 'no'} | {f.server_cpu_s:.1f} | "
+                f"{requests} |"
             )
     return "\n".join(lines) if len(lines) > 2 else ""
 
@@ -335,7 +408,26 @@ def plot(scenarios: Sequence[ScenarioFigures], path: Path, subtitle: str) -> Non
             labels.append(f"{s.name}\n{p.label}")
             values.append(p.polls_per_s)
             colors.append("#1f77b4" if s.server == "flex4grid" else "#ff7f0e")
-    figure, (bars, curves) = plt.subplots(1, 2, figsize=(16, max(5.0, 0.35 * len(labels) + 2)))
+    fan_outs = [(s, f) for s in scenarios for f in s.fan_outs if f.cdf_s]
+    height = max(5.0, 0.35 * len(labels) + 2)
+    if fan_outs:
+        figure, (bars, curves, spread) = plt.subplots(
+            1, 3, figsize=(22, height), gridspec_kw={"width_ratios": [1.2, 1, 1]}
+        )
+        for s, f in fan_outs:
+            spread.step(
+                [0.0, *(x for x, _ in f.cdf_s)], [0.0, *(y for _, y in f.cdf_s)],
+                where="post", label=f"{s.name} {f.label}", linewidth=1,
+            )  # fmt: skip
+            spread.axvline(f.target_s, linestyle=":", linewidth=0.8, color="grey")
+        spread.set_xlabel("seconds since the admin API call (dotted: target)")
+        spread.set_ylabel("fraction of the VENs acknowledged")
+        spread.set_title("Event fan-out")
+        spread.set_ylim(0, 1.02)
+        spread.grid(True, alpha=0.3)
+        spread.legend(fontsize=6, loc="lower right")
+    else:
+        figure, (bars, curves) = plt.subplots(1, 2, figsize=(16, height))
     positions = list(range(len(labels)))
     bars.barh(positions, values, color=colors)
     bars.set_yticks(positions, labels, fontsize=7)
@@ -354,7 +446,8 @@ def plot(scenarios: Sequence[ScenarioFigures], path: Path, subtitle: str) -> Non
     curves.set_ylabel("fraction of polls")
     curves.set_title("Latency CDF")
     curves.grid(True, which="both", alpha=0.3)
-    curves.legend(fontsize=6, loc="lower right")
+    if curves.get_legend_handles_labels()[0]:
+        curves.legend(fontsize=6, loc="lower right")
     figure.suptitle(subtitle, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -173,10 +173,17 @@ def create_database(kind: str, directory: Path) -> Database:
     return Database("postgresql", url.render_as_string(hide_password=False), name)
 
 
-def preload_vens(database: Database, vens: Sequence[VenIdentity]) -> float:
+def preload_vens(
+    database: Database,
+    vens: Sequence[VenIdentity],
+    transport_addresses: Sequence[str] | None = None,
+    xml_signature: bool = False,
+) -> float:
     """Enrol VENs straight into the database, as registration would have (venID = the VEN's
     name), for scenarios too large to register over the wire in the time budget; seconds taken.
-    The schema is brought to head first, as `vtn serve` would."""
+    With `transport_addresses` (one per VEN) they registered for HTTP push there. The schema is
+    brought to head first, as `vtn serve` would."""
+    addresses: Sequence[str | None] = transport_addresses or [None] * len(vens)
 
     async def run() -> None:
         store = Store(database.url)
@@ -184,9 +191,13 @@ def preload_vens(database: Database, vens: Sequence[VenIdentity]) -> float:
             await migrate.upgrade(store.url)
             now = datetime.now(UTC)
             async with store.transaction() as tx:
-                for ven in vens:
+                for ven, address in zip(vens, addresses, strict=True):
                     request = CreatePartyRegistration(
-                        request_id=RequestId("preload"), ven_name=ven.name
+                        request_id=RequestId("preload"),
+                        ven_name=ven.name,
+                        http_pull_model=address is None,
+                        transport_address=address,
+                        xml_signature=xml_signature,
                     )
                     record = vtn_vens.register(
                         request,
@@ -304,17 +315,41 @@ def start_ours(
 
 def admin_token(database: Database) -> str:
     """An operator token for the admin API, made the way an operator would (the CLI)."""
+    return admin_token_started(database).wait()
+
+
+@dataclass
+class TokenJob:
+    """`flex4grid vtn token create` running in the background (its start-up takes seconds)."""
+
+    process: subprocess.Popen[str]
+    token: str | None = None
+
+    def wait(self) -> str:
+        if self.token is None:
+            out, err = self.process.communicate(timeout=120)
+            if self.process.returncode != 0:
+                raise RuntimeError(f"vtn token create failed: {err[-2000:]}")
+            self.token = out.strip().splitlines()[-1]
+        return self.token
+
+
+def admin_token_started(database: Database) -> TokenJob:
     command = [sys.executable, "-m", "flex4grid.cli", "vtn", "token", "create",
                "--db", database.url, "--name", "benchmark"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    made = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    return made.stdout.strip().splitlines()[-1]
+    return TokenJob(
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    )
 
 
-def create_event(server: Server, pki: BenchPki, token: str) -> float:
+def create_event(server: Server, pki: BenchPki, token: str, event_id: str | None = None) -> float:
     """POST /admin/v1/events: a SIMPLE event for every VEN, starting in 5 minutes, asking
     for a response. Returns the wall-clock time just before the request was sent."""
-    body = {
+    body: dict[str, object] = {
+        **({"event_id": event_id} if event_id is not None else {}),
         "start": (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
         "duration": "PT1H",
         "signals": [{"name": "SIMPLE", "intervals": [{"duration": "PT1H", "value": 1}]}],
@@ -332,6 +367,26 @@ def create_event(server: Server, pki: BenchPki, token: str) -> float:
         if reply.status >= 300:
             raise RuntimeError(f"admin API: {reply.status} {reply.read()[:500]!r}")
     return sent
+
+
+def count_responses(database: Database, event_id: str) -> int:
+    """How many VENs' answers to `event_id` the VTN has committed (event_deliveries rows with
+    responded_at set)."""
+    statement = (
+        "SELECT count(*) FROM event_deliveries WHERE event_id = {} AND responded_at IS NOT NULL"
+    )
+    if database.kind == "sqlite":
+        with contextlib.closing(sqlite3.connect(database.name, timeout=10)) as connection:
+            return int(connection.execute(statement.format("?"), (event_id,)).fetchone()[0])
+
+    async def run() -> int:
+        connection = await _pg_connect(database.name)
+        try:
+            return int(await connection.fetchval(statement.format("$1"), event_id))  # type: ignore[attr-defined]
+        finally:
+            await connection.close()  # type: ignore[attr-defined]
+
+    return asyncio.run(run())
 
 
 def start_openleadr(pki: BenchPki, signed: bool, log_dir: Path) -> Server:

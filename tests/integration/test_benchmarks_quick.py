@@ -49,4 +49,12 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert ours["setup"]["readings_stored"] >= ours["setup"]["readings_acknowledged"] > 0
     (fan_out,) = ours["fan_outs"]  # one event created by the admin API reaches every VEN
     assert fan_out["acked"] == ours["vens"] and fan_out["all_acked_s"] is not None
+    # push: VENs registered with a transport address; the VTN pushed the event to each one's
+    # endpoint (signed), and committed every VEN's signed oadrCreatedEvent from the replies
+    pushed = next(s for s in document["scenarios"] if s["name"].endswith(" push"))
+    assert pushed["setup"]["registered"] == pushed["vens"]
+    (push,) = pushed["fan_outs"]
+    assert push["mode"] == "push" and push["errors"] == {}
+    assert push["answered"] == push["acked"] == pushed["vens"]
+    assert push["all_acked_s"] is not None and push["pushes"] >= pushed["vens"]
     assert out_png.read_bytes().startswith(b"\x89PNG")
