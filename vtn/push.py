@@ -72,8 +72,9 @@ class PushConfig:
     first_retry: timedelta = timedelta(seconds=1)
     max_retry: timedelta = timedelta(minutes=5)
     timeout: timedelta = timedelta(seconds=30)
-    # VENs pushed to at the same time (each holds a pooled database connection at times).
-    concurrency: int = 16
+    # VENs pushed to at the same time: a push mostly waits (TLS handshake, the VEN, commits),
+    # and each holds a pooled database connection only inside its transactions (pool: 30).
+    concurrency: int = 32
     # Attempts at recording a VEN's answer before the push counts as failed.
     record_attempts: int = 5
     # With several workers: how often a follower tries to become the one that pushes, and the
