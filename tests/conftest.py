@@ -1,12 +1,33 @@
-"""Fixtures shared by every test package."""
+"""Fixtures shared by every test package, and the hooks that share the suite out among
+pytest-xdist's workers (`tests/scheduling.py`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from certs.dev import DevPki, make_dev_pki
+from tests import scheduling
+
+# LightGBM's OpenMP threads spin while they wait for each other; beside the other workers on two
+# cores that spinning takes the CPU they need (tests/unit/forecast/test_models.py: 14 s instead of
+# 9 s next to two busy processes, twice the CPU). Passive waiting changes no result. Set before
+# any test module loads libgomp, and inherited by the subprocesses tests start.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=scheduling.rank)  # stable: every other test keeps its place
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: absent with `-p no:xdist`
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None  # xdist's own
+    return scheduling.make_scheduler(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,9 @@ class Api:
 
 @pytest.fixture
 async def api(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
-    pki = make_dev_pki(tmp_path / "pki", ven_count=2)
+    # Made at the VTN's clock, not when the test happens to run: in a long (parallel) run that
+    # can be more than the certificates' 5 minutes of backdating after this module was imported.
+    pki = make_dev_pki(tmp_path / "pki", now=NOW, ven_count=2)
     lab = IdentityFiles(tmp_path / "lab")
     dso = CertificateAuthority.open(pki.dso_ca)
     dso.issue(

@@ -25,7 +25,7 @@ import pytest
 
 HOUSEHOLDS = 10
 SPEED = 3000.0  # a simulated day in 29 s
-MARKET_SPEED = 2500.0  # a simulated day in 35 s
+MARKET_SPEED = 2000.0  # a simulated day in 43 s
 ROOT = Path(__file__).resolve().parents[2]
 
 

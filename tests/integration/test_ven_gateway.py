@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import time
 import uuid
 from collections import Counter
@@ -41,6 +40,7 @@ from oadr.model import (
 )
 from tests.factories import make_event
 from tests.integration.vtn_harness import RunningVtn
+from tests.ports import free_port
 from ven.gateway import ConfigError, GatewayConfig, build_gateway, config_file, make_config
 from ven.han.bus import InProcessBus
 from ven.han.mqtt import Broker
@@ -74,12 +74,6 @@ async def wait_for(
             pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
         await asyncio.sleep(0.1)
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the VTN, with a record of everything VENs posted to it ---------------------------------------

@@ -3,7 +3,6 @@ VTN's clock, and clear failures when the VTN is away or is not who it should be.
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +19,7 @@ from oadr.model import (
 )
 from oadr.signing import SigningKey
 from tests.integration.vtn_harness import running_vtn
+from tests.ports import free_port
 from ven.transport import TransportError, VtnClient, base_url
 from vtn.config import VtnSettings
 
@@ -71,9 +71,7 @@ async def test_signed_requests_get_verified_signed_replies(pki: DevPki, database
 
 
 async def test_an_absent_vtn_is_a_transport_error() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     client = VtnClient(f"http://127.0.0.1:{port}", None, timeout=timedelta(seconds=2))
     try:
         with pytest.raises(TransportError, match="EiRegisterParty"):

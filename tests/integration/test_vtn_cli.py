@@ -7,7 +7,6 @@ import asyncio
 import os
 import select
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -32,15 +31,10 @@ from oadr.model import (
 )
 from tests.integration.test_admin_api import bootstrap
 from tests.integration.vtn_harness import VenClient
+from tests.ports import free_port
 from vtn.cli import parse_duration, parse_start, split_intervals
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -7,7 +7,6 @@ and never delivers the same thing twice."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +35,7 @@ from oadr.model import (
     Payload,
     RegisteredReport,
     RegisterReport,
+    RegistrationId,
     RequestId,
     Response,
     Target,
@@ -43,10 +43,12 @@ from oadr.model import (
 )
 from tests.factories import make_event
 from tests.integration.vtn_harness import RunningVtn, utc_now
+from tests.ports import free_port
 from vtn.app import CONTEXT, VtnConfig, build_app
 from vtn.config import VtnSettings
 from vtn.push import PushConfig, retry_delay
 from vtn.services import operator
+from vtn.vens import Status, VenRecord
 
 WAIT_S = 20.0
 FAST_RETRY = PushConfig(
@@ -121,12 +123,6 @@ def answer(payload: Payload, ven_id: VenId) -> Payload:
     if isinstance(payload, RegisterReport):
         return RegisteredReport(response=ok_response(payload.request_id), ven_id=ven_id)
     return Response(response=ok_response(RequestId("")), ven_id=ven_id)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager
@@ -267,3 +263,80 @@ def test_retry_delay_doubles_with_jitter_up_to_the_cap(
     failures: int, fraction: float, expected_ms: int
 ) -> None:
     assert retry_delay(failures, FAST_RETRY, fraction) == timedelta(milliseconds=expected_ms)
+
+
+async def test_an_event_for_many_push_vens_reaches_each_once_with_bounded_concurrency(
+    pki: DevPki, database_url: str
+) -> None:
+    """One event for 60 push VENs: each gets it once and its optIn is stored, while no more
+    than `PushConfig.concurrency` pushes are in flight (so the database pool is never queued
+    past its timeout, as a task per VEN did at 10,000 VENs)."""
+    count, concurrency = 60, 4
+    in_flight = [0, 0]  # now, most
+    pushed: dict[str, list[Payload]] = {}
+
+    async def handle(request: web.Request) -> web.Response:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight)
+        try:
+            await asyncio.sleep(0.02)  # a VEN that takes a moment: overlaps become visible
+            ven_id = VenId(request.match_info["ven"])
+            payload = codec.decode(await request.read())
+            pushed.setdefault(ven_id, []).append(payload)
+            return web.Response(body=codec.encode(answer(payload, ven_id)))
+        finally:
+            in_flight[0] -= 1
+
+    app = web.Application()
+    app.router.add_post("/ven/{ven}/OpenADR2/Simple/2.0b/{service}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    context = tls.server_context(pki.vens[0], pki.trust_store())
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    config = VtnConfig(
+        settings=VtnSettings(),
+        database_url=database_url,
+        trust=pki.trust_store(),
+        push=replace(FAST_RETRY, tls=pki.client_context(pki.vtn), concurrency=concurrency),
+    )
+    vtn_app = build_app(config)
+    store = vtn_app[CONTEXT].store
+    await store.create_all()
+    now = utc_now()
+    ven_ids = [VenId(f"push-{i:03d}") for i in range(count)]
+    async with store.transaction() as tx:
+        for i, ven_id in enumerate(ven_ids):
+            await tx.vens.save(
+                VenRecord(
+                    ven_id=ven_id, fingerprint=f"FP:{i:03d}", ven_name=ven_id,
+                    status=Status.APPROVED, created_at=now,
+                    registration_id=RegistrationId(f"reg-{i}"), registered_at=now,
+                    http_pull_model=False, transport_address=f"https://127.0.0.1:{port}/ven/{ven_id}",
+                )
+            )  # fmt: skip
+    vtn_runner = web.AppRunner(vtn_app)
+    await vtn_runner.setup()  # starts the pusher
+    try:
+        event = replace(
+            make_event(start=now + timedelta(hours=1)),
+            event_id=EventId("for-all"),
+            target=Target(ven_ids=tuple(ven_ids)),
+        )
+        await operator.create_event(vtn_app[CONTEXT], event, actor="test", now=now)
+
+        async def all_opted_in() -> bool:
+            async with store.transaction() as tx:
+                deliveries = await tx.deliveries.for_event("for-all")
+            return len([d for d in deliveries if d.opt_type is OptType.OPT_IN]) == count
+
+        await wait_for("every optIn stored", all_opted_in)
+        await asyncio.sleep(0.3)  # room for a duplicate to show up
+    finally:
+        await vtn_runner.cleanup()
+        await runner.cleanup()
+    assert sorted(pushed) == ven_ids
+    assert all([type(p) for p in payloads] == [DistributeEvent] for payloads in pushed.values()), (
+        "each VEN pushed the event once"
+    )
+    assert 1 < in_flight[1] <= concurrency
