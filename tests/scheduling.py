@@ -59,6 +59,7 @@ SLOWEST_FIRST = (
     "tests/interop/test_conformance_openleadr.py::",
     "tests/integration/test_benchmarks_quick.py::",
     "tests/integration/test_ven_outage.py::",
+    "tests/integration/test_vtn_faults.py::",
     "tests/integration/test_conformance_ours.py::",
     "tests/integration/test_conformance_broken.py::",
     "tests/interop/test_ven_openleadr_vtn.py::",

@@ -20,8 +20,11 @@ import logging
 import multiprocessing
 import signal
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from types import FrameType
 from typing import cast
@@ -292,6 +295,17 @@ async def _prepare_database_once(url: str) -> None:
         await store.close()
 
 
+# A worker killed by a signal (kill -9, the kernel's OOM killer, a crash in C) is replaced; the
+# others carry on meanwhile, and SO_REUSEPORT hands new connections to the live ones. One that
+# dies sooner than `RESPAWN_MIN_UPTIME_S` after it started is replaced after a pause that
+# doubles each time (up to `RESPAWN_MAX_PAUSE_S`), so a worker that cannot stay up does not
+# spin. A worker that exits by itself is not replaced: 0 means it was asked to stop, an error
+# code is a failure it reported (at startup: database away, a part that refuses to start), and
+# `run` raises it once the others have stopped, as it always did.
+RESPAWN_MIN_UPTIME_S = 10.0
+RESPAWN_MAX_PAUSE_S = 30.0
+
+
 def run(options: ServeOptions) -> None:
     check(options)
     if options.workers == 1:
@@ -300,24 +314,82 @@ def run(options: ServeOptions) -> None:
     _prepare(options)  # fail here, once, on bad files rather than in every worker
     asyncio.run(_prepare_database_once(options.database_url))  # not N racing schema changes
     spawn = multiprocessing.get_context("spawn")
-    workers = [
-        spawn.Process(target=_worker, args=(options,), daemon=False) for _ in range(options.workers)
-    ]
-    for worker in workers:
-        worker.start()
+    workers: list[SpawnProcess] = []  # by slot: the process serving it now
+    started_at: list[float] = []
+    quick_deaths = [0] * options.workers  # by slot: deaths in a row before the minimum uptime
+    replace_at: dict[int, float] = {}  # slot -> when (time.monotonic()) its replacement starts
+    seen_dead: set[int] = set()  # pids whose end was handled
+    replaced: set[int] = set()  # pids of those killed and replaced (or due to be, at a stop)
+    told_to_stop: set[int] = set()  # pids sent SIGTERM: once, a second one cuts its shutdown
+    stopping = False
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
+    def start(slot: int) -> None:
+        worker = spawn.Process(target=_worker, args=(options,), daemon=False)
+        worker.start()
+        if slot == len(workers):
+            workers.append(worker)
+            started_at.append(time.monotonic())
+        else:
+            workers[slot], started_at[slot] = worker, time.monotonic()
+
+    def stop_all() -> None:
         for worker in workers:
-            if worker.pid is not None and worker.is_alive():
+            if worker.pid is not None and worker.pid not in told_to_stop and worker.is_alive():
+                told_to_stop.add(worker.pid)
                 worker.terminate()  # SIGTERM: each worker shuts down gracefully
 
+    def forward(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        replace_at.clear()
+        stop_all()
+
+    def handle_end(slot: int, worker: SpawnProcess, now: float) -> None:
+        code = worker.exitcode
+        if code is None or worker.pid is None or worker.pid in seen_dead:
+            return
+        seen_dead.add(worker.pid)
+        if stopping or code >= 0 or -code in (signal.SIGTERM, signal.SIGINT):
+            return  # stopped on request, or failed by itself: not replaced (see above)
+        lived_s = now - started_at[slot]
+        quick_deaths[slot] = quick_deaths[slot] + 1 if lived_s < RESPAWN_MIN_UPTIME_S else 0
+        quick = quick_deaths[slot]
+        pause_s = min(2.0 ** (quick - 1), RESPAWN_MAX_PAUSE_S) if quick else 0.0
+        log.warning("worker %d was killed by %s after %.1f s; starting another in %g s",
+                    worker.pid, signal.Signals(-code).name, lived_s, pause_s)  # fmt: skip
+        replace_at[slot] = now + pause_s
+        replaced.add(worker.pid)
+
+    for slot in range(options.workers):
+        start(slot)
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for worker in workers:
-            worker.join()
+        while True:
+            now = time.monotonic()
+            for slot, worker in enumerate(workers):
+                if slot in replace_at:
+                    if now >= replace_at[slot]:
+                        del replace_at[slot]
+                        start(slot)
+                else:
+                    handle_end(slot, worker, now)
+            if stopping:
+                stop_all()  # also one that was starting as the signal came
+            # Not "alive": one that died since handle_end() still has its end to be handled, and
+            # its sentinel, ready, brings the loop straight back here.
+            unhandled = [worker for worker in workers if worker.pid not in seen_dead]
+            if not unhandled and not replace_at:
+                break
+            soonest = min(replace_at.values(), default=None)
+            timeout = None if soonest is None else max(0.0, soonest - time.monotonic())
+            wait([worker.sentinel for worker in unhandled], timeout)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    failed = [w.exitcode for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
+    failed = [
+        w.exitcode
+        for w in workers
+        if w.pid not in replaced and w.exitcode not in (0, -signal.SIGTERM)
+    ]
     if failed:
         raise ServeError(f"{len(failed)} of {len(workers)} workers failed (exit {failed})")
