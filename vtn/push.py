@@ -15,8 +15,9 @@ offers no public hook between the handshake and the request. A signed reply must
 VEN's own certificate.
 
 `wake()` (Context.notify, after commit) queues the VEN once, however often it is woken; a fixed
-number of push workers (`PushConfig.concurrency`, below the database pool) take VENs from the
-queue and push to each until it has nothing left, so an event for 10,000 VENs is 10,000 queue
+number of push workers (`PushConfig.concurrency`, about the database pool) take VENs from the
+queue (a sorter first leaves out the pull VENs, `WAKE_BATCH` at a time in one query) and push
+to each until it has nothing left, so an event for 10,000 VENs is 10,000 queue
 entries, not 10,000 transactions waiting for a pooled connection at once. A VEN woken while it is
 being pushed to is looked at again before its worker moves on. A failed push is retried after
 capped exponential backoff with jitter (a timer, no worker waits for it). Once the VEN answered,
@@ -62,6 +63,9 @@ from vtn.store.tables import outbox, vens
 from vtn.vens import VenRecord
 
 log = logging.getLogger("flex4grid.vtn.push")
+
+# Woken VENs looked up at once, to leave the pull VENs out (`Pusher._sort`).
+WAKE_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,9 @@ class Pusher:
         self.rng = rng
         self.replay_guard = ReplayGuard(window=context.settings.replay_window)
         self._session: aiohttp.ClientSession | None = None
-        self._queue: asyncio.Queue[VenId] = asyncio.Queue()
-        self._queued: set[VenId] = set()  # in the queue
+        self._queue: asyncio.Queue[VenId] = asyncio.Queue()  # woken
+        self._ready: asyncio.Queue[VenId] = asyncio.Queue()  # woken push VENs
+        self._queued: set[VenId] = set()  # in either queue
         self._active: set[VenId] = set()  # a worker is pushing to it
         self._again: set[VenId] = set()  # woken while active: look again before moving on
         self._failures: dict[VenId, int] = {}
@@ -157,7 +162,7 @@ class Pusher:
             timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
         )
         loop = asyncio.get_running_loop()
-        self._workers = [
+        self._workers = [loop.create_task(self._sort(), name="vtn-push-sort")] + [
             loop.create_task(self._work(), name=f"vtn-push-{i}")
             for i in range(max(1, self.config.concurrency))
         ]
@@ -176,7 +181,7 @@ class Pusher:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        self._queue = asyncio.Queue()
+        self._queue, self._ready = asyncio.Queue(), asyncio.Queue()
         for pending in (self._queued, self._active, self._again):
             pending.clear()
         self._failures.clear()
@@ -199,9 +204,29 @@ class Pusher:
         """VENs queued, being pushed to, or waiting to retry (for tests and operators)."""
         return len(self._queued) + len(self._active) + len(self._backoff)
 
+    async def _sort(self) -> None:
+        """Take woken VENs in batches and pass on the push VENs among them: an event for 10,000
+        VENs wakes every one, most of them pull VENs, and one query per batch leaves those out
+        instead of a transaction each (which starved the polls of pooled connections)."""
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < WAKE_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                async with self.context.store.transaction() as tx:
+                    push = await tx.vens.push_among(list(batch))
+            except (SQLAlchemyError, OSError) as err:
+                log.warning("push VENs not looked up (%d woken), retrying: %s", len(batch), err)
+                push = set(batch)  # each looks itself up (and backs off) in _push_next
+            for ven_id in batch:
+                if ven_id in push:
+                    self._ready.put_nowait(ven_id)
+                else:
+                    self._queued.discard(ven_id)
+
     async def _work(self) -> None:
         while True:
-            ven_id = await self._queue.get()
+            ven_id = await self._ready.get()
             self._queued.discard(ven_id)
             self._active.add(ven_id)
             try:

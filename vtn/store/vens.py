@@ -186,6 +186,20 @@ class Vens:
         query = select(func.count()).select_from(vens).where(vens.c.last_seen_at >= since)
         return int((await self.connection.execute(query)).scalar_one())
 
+    async def push_among(self, ven_ids: list[str]) -> set[str]:
+        """Which of these VENs take HTTP push (`vtn.push.is_push_ven`), in one query."""
+        if not ven_ids:
+            return set()
+        query = select(vens.c.ven_id).where(
+            vens.c.ven_id.in_(ven_ids),
+            vens.c.status == Status.APPROVED.value,
+            vens.c.registration_id.is_not(None),
+            vens.c.http_pull_model.is_(False),
+            vens.c.transport_address.is_not(None),
+            vens.c.transport_address != "",
+        )
+        return set((await self.connection.execute(query)).scalars())
+
     async def registered(self) -> list[VenRecord]:
         """Every approved VEN with a live registration (event fan-out, push)."""
         query = select(vens).where(
