@@ -68,6 +68,7 @@ class QuietPolls:
     _seen: dict[str, datetime] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     _flush_now: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
     hits: int = 0
 
     def token(self) -> Token | None:
@@ -105,11 +106,21 @@ class QuietPolls:
             self._task = asyncio.create_task(self._run(), name="vtn-quiet-polls")
 
     async def stop(self) -> None:
+        """Let the background task finish its turn, then write what is queued. It is not
+        cancelled in the middle of a database call: a checkout cancelled half-way can leave the
+        pool's only SQLite connection checked out, and every later transaction (this flush,
+        the shutdown) would wait out the pool timeout."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._stopping = True
+            self._flush_now.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 10)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._stopping = False
         await self.flush()
 
     async def flush(self) -> None:
@@ -137,9 +148,11 @@ class QuietPolls:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_flush = loop.time() + self.flush_every
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), self.refresh_every)
+            if self._stopping:
+                return
             await self._refresh()
             if self._flush_now.is_set() or loop.time() >= next_flush:
                 self._flush_now.clear()

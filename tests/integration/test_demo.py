@@ -110,11 +110,20 @@ def test_ctrl_c_stops_every_ven_and_the_vtn(tmp_path: Path) -> None:
     process = demo(keep=tmp_path / "keep", out=tmp_path / "out")
     assert process.stderr is not None
     deadline = time.monotonic() + 120
-    for line in process.stderr:  # wait until the day runs: VENs registered, VTN serving
-        if f"VENs online {HOUSEHOLDS}/{HOUSEHOLDS}" in line or time.monotonic() > deadline:
+    # Wait until the day runs: VENs registered, VTN serving. (Stopping while the VTN is still
+    # pushing the VENs their bootstrap RegisterReport sometimes took longer than 30 s: a known
+    # issue, see the session note; this test is about stopping a running pilot.)
+    for line in process.stderr:
+        online = f"VENs online {HOUSEHOLDS}/{HOUSEHOLDS}" in line
+        if (online and " day " in line) or time.monotonic() > deadline:
             break
     process.send_signal(signal.SIGINT)
-    _, rest = process.communicate(timeout=30)
+    try:
+        _, rest = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()  # not left running (nor its pipes open) for the tests after this one
+        _, rest = process.communicate()
+        pytest.fail(f"the demo did not stop within 30 s of Ctrl-C:\n{rest[-3000:]}")
     assert process.returncode == 130, rest
     assert "Traceback" not in rest
     assert "stopped; every VEN and the VTN shut down" in rest
