@@ -128,11 +128,9 @@ async def still_due(tx: Tx, ven_id: VenId, due: Due) -> bool:
     if any(sent.get(e.event_id, -1) < e.modification_number for e in due.events):
         return True
     # A list sent again for want of an answer (vtn.delivery.unanswered): due while unanswered.
-    resent = set(due.resent)
     return any(
         d.opt_modification_number != d.modification_number
-        for d in await tx.deliveries.for_ven(ven_id)
-        if d.event_id in resent
+        for d in await tx.deliveries.for_ven(ven_id, due.resent)
     )
 
 
@@ -198,11 +196,6 @@ class Pusher:
         elif ven_id not in self._queued and ven_id not in self._backoff:
             self._queued.add(ven_id)
             self._queue.put_nowait(ven_id)
-
-    @property
-    def pending(self) -> int:
-        """VENs queued, being pushed to, or waiting to retry (for tests and operators)."""
-        return len(self._queued) + len(self._active) + len(self._backoff)
 
     async def _sort(self) -> None:
         """Take woken VENs in batches and pass on the push VENs among them: an event for 10,000

@@ -40,10 +40,7 @@ log = logging.getLogger("flex4grid.vtn.quiet")
 Key = tuple[str, str]
 
 _TOUCH_MANY = (
-    update(vens)
-    .where(vens.c.ven_id == bindparam("id"))
-    .values(last_seen_at=bindparam("seen"))
-    .execution_options(synchronize_session=False)
+    update(vens).where(vens.c.ven_id == bindparam("id")).values(last_seen_at=bindparam("seen"))
 )
 
 
@@ -69,7 +66,6 @@ class QuietPolls:
     _task: asyncio.Task[None] | None = None
     _flush_now: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
-    hits: int = 0
 
     def token(self) -> Token | None:
         """The change token now; None: do not trust memory (not started, database silent)."""
@@ -81,7 +77,6 @@ class QuietPolls:
         known = self._known.get(key)
         if known is None or known[0] != token:
             return None
-        self.hits += 1
         return known[1]
 
     def remember(self, key: Key | None, token: Token | None, ven: VenRecord) -> None:

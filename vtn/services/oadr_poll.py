@@ -80,8 +80,7 @@ async def _next_due(
     next polls are not quiet: the list may have to go again)."""
     awaiting = False
     if hints is None or hints.current_events:
-        listed, sent = await _current_list(tx, ven, now)
-        numbers = {event_id: record.modification_number for event_id, record in sent.items()}
+        listed, sent, numbers = await _current_list(tx, ven, now)
         if delivery.due(listed, numbers) or delivery.unanswered(
             listed, sent, now, resend_after(context)
         ):
@@ -105,8 +104,9 @@ async def _next_due(
 
 async def _current_list(
     tx: Tx, ven: vens.VenRecord, now: datetime
-) -> tuple[tuple[Event, ...], dict[EventId, delivery.Sent]]:
-    """As `ei_event.current_list`, in one statement: the VEN's event list and what it was sent."""
+) -> tuple[tuple[Event, ...], dict[EventId, delivery.Sent], dict[EventId, int]]:
+    """As `ei_event.current_list`, in one statement: the VEN's event list, what it was sent of
+    each, and just the modification numbers sent."""
     current = await tx.events.current_with_sent(ven.ven_id, now)
     listed = delivery.events_for(ven, (event for event, _ in current), now)
     ids = {event.event_id for event in listed}
@@ -116,7 +116,7 @@ async def _current_list(
         if record is not None and event.event_id in ids
     }
     numbers = {event_id: record.modification_number for event_id, record in sent.items()}
-    return delivery.visible(listed, numbers), sent
+    return delivery.visible(listed, numbers), sent, numbers
 
 
 def seen_recently(ven: vens.VenRecord, now: datetime, poll_interval: timedelta) -> bool:

@@ -43,7 +43,6 @@ class Tx:
     tokens: Tokens
     audit: AuditLog
     nonces: Nonces
-    changes: changes.TxChanges
 
 
 def sqlite_url(path: str) -> str:
@@ -100,7 +99,6 @@ class Store:
                 tokens=Tokens(connection),
                 audit=AuditLog(connection),
                 nonces=Nonces(connection),
-                changes=marks,
             )
             if marks.pollable:
                 await changes.bump(connection)

@@ -230,8 +230,11 @@ class Deliveries:
         )
         return [_delivery(row) for row in (await self.connection.execute(query)).mappings()]
 
-    async def for_ven(self, ven_id: str) -> list[Delivery]:
+    async def for_ven(self, ven_id: str, event_ids: Sequence[str] | None = None) -> list[Delivery]:
+        """This VEN's deliveries, of every event or of `event_ids` only."""
         query = select(event_deliveries).where(event_deliveries.c.ven_id == ven_id)
+        if event_ids is not None:
+            query = query.where(event_deliveries.c.event_id.in_(list(event_ids)))
         return [_delivery(row) for row in (await self.connection.execute(query)).mappings()]
 
 
