@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from oadr.enums import SignalName, SignalType
 from oadr.model import Event
@@ -132,6 +133,23 @@ def under_delivers(
     """True when a member gives less than its share by more than the tolerance (relative, but
     never less than `floor_kw`, so metering noise on a small share is not a failure)."""
     return assigned_kw - delivered_kw > max(tolerance * assigned_kw, floor_kw)
+
+
+def judged_from(
+    *,
+    start: datetime,
+    changed_at: datetime | None,
+    delivered_at: datetime | None,
+    grace: timedelta,
+) -> datetime | None:
+    """From when a member's readings show whether it follows its share: `grace` after it
+    received the share (its event's latest modification, made at `changed_at`; None: not known,
+    as after a restart), never before `grace` after the event starts. None while that share has
+    not reached it: an event that is merely late in reaching a member must not make it look like
+    it is failing."""
+    if delivered_at is None or (changed_at is not None and delivered_at < changed_at):
+        return None
+    return max(delivered_at, start) + grace
 
 
 def redispatch(

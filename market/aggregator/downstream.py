@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import ssl
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,12 +26,12 @@ from aiohttp import web
 
 from certs import tls
 from market.aggregator.config import DownstreamConfig
-from oadr.enums import OptType
-from oadr.model import VenId, VtnId
+from oadr.model import EventId, VenId, VtnId
 from ven.gateway import push_trust
 from vtn.app import CONTEXT, VtnConfig, build_app
 from vtn.config import TelemetryDefaults, VtnSettings
 from vtn.services.context import Context, utc_now
+from vtn.store.events import Delivery
 
 Clock = Callable[[], datetime]
 
@@ -146,10 +146,13 @@ async def recent_power(
     }
 
 
-async def opts_of(context: Context, event_id: str) -> dict[VenId, OptType | None]:
-    """What each VEN the event went to answered (None: not yet)."""
+async def deliveries_of(
+    context: Context, event_ids: Iterable[str]
+) -> dict[tuple[EventId, VenId], Delivery]:
+    """What each VEN these events went to was sent (and when), and what it answered."""
     async with context.store.transaction() as tx:
-        return {d.ven_id: d.opt_type for d in await tx.deliveries.for_event(event_id)}
+        sent = await tx.deliveries.for_events(list(event_ids))
+    return {(d.event_id, d.ven_id): d for d in sent}
 
 
 def window_start(now: datetime, window: timedelta) -> datetime:

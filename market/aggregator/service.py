@@ -49,7 +49,6 @@ from market.aggregator.upstream import NodeBus, NodePolicy, Outlook, build_node_
 from market.dispatch import KW
 from market.model import KW_QUANTUM, NodeId, RequestId
 from oadr.enums import EventStatus, OptType, ResponseRequired, SignalName, SignalType
-from oadr.errors import InvalidId
 from oadr.model import (
     ActivePeriod,
     Event,
@@ -62,7 +61,6 @@ from oadr.model import (
 from ven.runner import Clock, Runner, utc_now
 from ven.schedule import EventRecord
 from vtn.services import operator
-from vtn.services.context import Context
 
 log = logging.getLogger("flex4grid.aggregator")
 ACTOR = "aggregator"
@@ -338,20 +336,24 @@ class Aggregator:
         control = self.config.control
         index = interval_index(record.start_at, found.durations, now)
         newly: dict[str, float] = {}
+        sent = await downstream.deliveries_of(self.downstream.context, found.events.values())
         for member, event_id in found.events.items():
             if member in found.failing:
                 continue
             ven = names.get(member)
-            answers = await downstream.opts_of(self.downstream.context, event_id)
-            if ven is not None and answers.get(ven) == OptType.OPT_OUT:
+            got = sent.get((event_id, ven)) if ven is not None else None
+            if got is not None and got.opt_type == OptType.OPT_OUT:
                 newly[member] = 0.0
                 log.info("member %s opted out of %s: re-dispatching", member, event_id)
                 continue
-            # Judged only on readings taken `grace` after its share last changed: telemetry
-            # that is merely late must not look like a member failing.
-            since = max(found.changed_at.get(member, record.start_at), record.start_at)
+            since = disaggregation.judged_from(
+                start=record.start_at,
+                changed_at=found.changed_at.get(member),
+                delivered_at=got.delivered_at if got is not None else None,
+                grace=control.grace,
+            )
             seen = power.get(ven) if ven is not None else None
-            if index is None or seen is None or not seen.fresh_since(since + control.grace):
+            if index is None or since is None or seen is None or not seen.fresh_since(since):
                 continue
             delivered = found.baselines_kw.get(member, 0.0) - seen.total_latest_kw
             assigned = found.shares.get(member, ())[index : index + 1]
@@ -386,31 +388,38 @@ class Aggregator:
         self, link: NodeLink, record: EventRecord, found: _Dispatch,
         shares: Mapping[str, tuple[float, ...]], names: dict[str, VenId], now: datetime,
     ) -> None:  # fmt: skip
-        """Create or modify each member's event to its share (cancel one whose share is gone)."""
+        """Create or modify each member's event to its share (cancel one whose share is gone),
+        all in one transaction: the members get their shares together, however many they are."""
         assert self.downstream is not None
-        context = self.downstream.context
-        for member, kws in shares.items():
-            ven = names.get(member)
-            event_id = member_event_id(link.config.node_id, record.event_id, member)
-            old = found.shares.get(member)
-            has_share = any(kw > disaggregation.EPS_KW for kw in kws)
-            if ven is None:
-                continue
-            if member not in found.events:
-                if not has_share:
+        issued: dict[str, tuple[float, ...]] = {}
+        async with operator.event_batch(self.downstream.context, actor=ACTOR, now=now) as batch:
+            for member, kws in shares.items():
+                ven = names.get(member)
+                event_id = member_event_id(link.config.node_id, record.event_id, member)
+                old = found.shares.get(member)
+                has_share = any(kw > disaggregation.EPS_KW for kw in kws)
+                if ven is None:
                     continue
-                event = self._member_event(record, found, event_id, ven, kws, now)
-                try:
-                    await operator.create_event(context, event, actor=ACTOR, now=now)
-                except InvalidId:  # made before a restart: bring it to this share
-                    await self._modify(context, event_id, found, kws, now)
-                found.events[member] = event_id
-            elif old is not None and not disaggregation.changed(old, kws, _CHANGE_KW):
-                continue
-            elif has_share:
-                await self._modify(context, event_id, found, kws, now)
-            else:
-                await operator.cancel_event(context, event_id, actor=ACTOR, now=now)
+                if member not in found.events:
+                    if not has_share:
+                        continue
+                    if await batch.has_event(event_id):  # made before a restart: to this share
+                        await batch.modify_event(event_id, signals=(self._signal(found, kws),))
+                    else:
+                        await batch.create_event(
+                            self._member_event(record, found, event_id, ven, kws, now)
+                        )
+                elif old is not None and not disaggregation.changed(old, kws, _CHANGE_KW):
+                    continue
+                elif has_share:
+                    await batch.modify_event(event_id, signals=(self._signal(found, kws),))
+                else:
+                    await batch.cancel_event(event_id)
+                issued[member] = kws
+        for member, kws in issued.items():  # committed
+            found.events.setdefault(
+                member, member_event_id(link.config.node_id, record.event_id, member)
+            )
             found.shares[member] = kws
             found.changed_at[member] = now
 
@@ -446,18 +455,9 @@ class Aggregator:
             vtn_comment=f"share of {upstream.event_id} (node event)",
         )
 
-    async def _modify(
-        self, context: Context, event_id: EventId, found: _Dispatch,
-        kws: tuple[float, ...], now: datetime,
-    ) -> None:  # fmt: skip
-        await operator.modify_event(
-            context, event_id, actor=ACTOR, now=now, signals=(self._signal(found, kws),)
-        )
-
     async def _release(self, found: _Dispatch, now: datetime) -> None:
         assert self.downstream is not None
-        for event_id in found.events.values():
-            try:
-                await operator.cancel_event(self.downstream.context, event_id, actor=ACTOR, now=now)
-            except InvalidId:
-                continue
+        async with operator.event_batch(self.downstream.context, actor=ACTOR, now=now) as batch:
+            for event_id in found.events.values():
+                if await batch.has_event(event_id):
+                    await batch.cancel_event(event_id)

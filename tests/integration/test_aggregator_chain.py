@@ -112,7 +112,7 @@ async def test_a_dso_event_is_shared_across_members_and_delivered(
                     "the node's telemetry at the DSO", lambda: node_readings(dso, ven_id, NODE)
                 )
                 start = datetime.now(UTC) + 4 * SECOND
-                duration = 30 * SECOND
+                duration = 40 * SECOND
                 assert members[1].kettle is not None
                 members[1].kettle.on_at = start + 2 * SECOND
                 event = await operator.create_event(
@@ -147,7 +147,7 @@ async def test_a_dso_event_is_shared_across_members_and_delivered(
                     rows = await node_readings(dso, ven_id, NODE)
                     return any(r.start >= end for r in rows)
 
-                await wait_for("the node's telemetry after the event", over, timeout_s=45)
+                await wait_for("the node's telemetry after the event", over, timeout_s=55)
                 found = aggregator.dispatch_of(NODE, event.event_id)
                 assert found is not None
                 # house-1 opted out; house-2's oven ate up its share and more.
@@ -157,8 +157,9 @@ async def test_a_dso_event_is_shared_across_members_and_delivered(
     rows = await node_readings(dso, ven_id, NODE)
     assert {r.duration for r in rows} == {SECOND}  # the granularity the DSO's VTN asked for
     before = [r.value for r in rows if start - 5 * SECOND <= r.start < start]
-    # Re-dispatched by start + ~8 s, which the node's readings show ~3 s later (telemetry lag).
-    during = [r.value for r in rows if start + 14 * SECOND <= r.start < end - SECOND]
+    # house-2 is judged from start + grace (6 s) and re-dispatched by start + ~9 s, which the
+    # node's readings show ~3 s later (telemetry lag); more under load.
+    during = [r.value for r in rows if start + 20 * SECOND <= r.start < end - SECOND]
     reduction_kw = mean(before) - mean(during)
     print(f"node reduction {reduction_kw:.2f} kW of {ASKED_KW} kW asked; failing {found.failing}")
     assert reduction_kw == pytest.approx(ASKED_KW, rel=TOLERANCE), (mean(before), mean(during))

@@ -7,7 +7,8 @@ transaction, and wakes the VENs it concerns once committed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -45,12 +46,6 @@ async def _audit(
     )
 
 
-async def _targeted(tx: Tx, event: Event, now: datetime) -> list[VenId]:
-    return [
-        ven.ven_id for ven in await tx.vens.registered() if delivery.events_for(ven, [event], now)
-    ]
-
-
 def _wake(context: Context, ven_ids: Iterable[VenId]) -> None:
     for ven_id in ven_ids:
         context.notify(ven_id)
@@ -59,56 +54,102 @@ def _wake(context: Context, ven_ids: Iterable[VenId]) -> None:
 # --- events ---------------------------------------------------------------------------------------
 
 
+class EventBatch:
+    """Event changes made in one transaction (`event_batch`): all of them commit or none do, and
+    the VENs they concern are woken once, after the commit. An aggregator re-sharing one ask
+    across hundreds of members makes one commit instead of hundreds."""
+
+    def __init__(self, context: Context, tx: Tx, actor: str, now: datetime) -> None:
+        self.context = context
+        self.tx = tx
+        self.actor = actor
+        self.now = now
+        self.woken: set[VenId] = set()
+        self._registered: list[VenRecord] | None = None
+
+    async def _target(self, *found: Event) -> None:
+        if self._registered is None:  # the same for every change in the transaction
+            self._registered = await self.tx.vens.registered()
+        for event in found:
+            self.woken.update(
+                ven.ven_id
+                for ven in self._registered
+                if delivery.events_for(ven, [event], self.now)
+            )
+
+    async def has_event(self, event_id: str) -> bool:
+        return await self.tx.events.get(event_id) is not None
+
+    async def create_event(self, event: Event) -> Event:
+        """A new event; its modificationNumber starts at 0 and `created` is now."""
+        now = self.now
+        event = dataclasses.replace(
+            event,
+            event_id=event.event_id or EventId(self.context.new_id()),
+            modification_number=0,
+            created=now,
+            modified=None,
+            status=EventStatus.FAR,
+        )
+        event = events.refresh(event, now)
+        events.validate(event)
+        if await self.tx.events.get(event.event_id) is not None:
+            raise InvalidId(f"event {event.event_id!r} already exists")
+        await self.tx.events.add(event, now)
+        await _audit(self.tx, self.actor, "event.create", event.event_id, now)
+        await self._target(event)
+        return event
+
+    async def modify_event(self, event_id: str, **changes: Any) -> Event:
+        now = self.now
+        current = await self.tx.events.get(event_id, for_update=True)
+        if current is None:
+            raise NotFound(f"no event {event_id!r}")
+        modified = events.refresh(events.modify(current, now, **changes), now)
+        events.validate(modified)
+        await self.tx.events.replace(modified, now)
+        await _audit(self.tx, self.actor, "event.modify", event_id, now, changed=sorted(changes))
+        await self._target(current, modified)
+        return modified
+
+    async def cancel_event(self, event_id: str) -> Event:
+        now = self.now
+        current = await self.tx.events.get(event_id, for_update=True)
+        if current is None:
+            raise NotFound(f"no event {event_id!r}")
+        cancelled = events.cancel(current, now)
+        if cancelled is not current:
+            await self.tx.events.replace(cancelled, now)
+            await _audit(self.tx, self.actor, "event.cancel", event_id, now)
+        await self._target(current)
+        return cancelled
+
+
+@asynccontextmanager
+async def event_batch(context: Context, *, actor: str, now: datetime) -> AsyncIterator[EventBatch]:
+    """Create, modify and cancel events in one transaction; wake their VENs once committed."""
+    async with context.store.transaction() as tx:
+        batch = EventBatch(context, tx, actor, now)
+        yield batch
+    _wake(context, batch.woken)
+
+
 async def create_event(context: Context, event: Event, *, actor: str, now: datetime) -> Event:
     """A new event; its modificationNumber starts at 0 and `created` is now."""
-    event = dataclasses.replace(
-        event,
-        event_id=event.event_id or EventId(context.new_id()),
-        modification_number=0,
-        created=now,
-        modified=None,
-        status=EventStatus.FAR,
-    )
-    event = events.refresh(event, now)
-    events.validate(event)
-    async with context.store.transaction() as tx:
-        if await tx.events.get(event.event_id) is not None:
-            raise InvalidId(f"event {event.event_id!r} already exists")
-        await tx.events.add(event, now)
-        await _audit(tx, actor, "event.create", event.event_id, now)
-        woken = await _targeted(tx, event, now)
-    _wake(context, woken)
-    return event
+    async with event_batch(context, actor=actor, now=now) as batch:
+        return await batch.create_event(event)
 
 
 async def modify_event(
     context: Context, event_id: str, *, actor: str, now: datetime, **changes: Any
 ) -> Event:
-    async with context.store.transaction() as tx:
-        current = await tx.events.get(event_id, for_update=True)
-        if current is None:
-            raise NotFound(f"no event {event_id!r}")
-        modified = events.refresh(events.modify(current, now, **changes), now)
-        events.validate(modified)
-        await tx.events.replace(modified, now)
-        await _audit(tx, actor, "event.modify", event_id, now, changed=sorted(changes))
-        woken = set(await _targeted(tx, current, now)) | set(await _targeted(tx, modified, now))
-    _wake(context, woken)
-    return modified
+    async with event_batch(context, actor=actor, now=now) as batch:
+        return await batch.modify_event(event_id, **changes)
 
 
 async def cancel_event(context: Context, event_id: str, *, actor: str, now: datetime) -> Event:
-    async with context.store.transaction() as tx:
-        current = await tx.events.get(event_id, for_update=True)
-        if current is None:
-            raise NotFound(f"no event {event_id!r}")
-        cancelled = events.cancel(current, now)
-        if cancelled is not current:
-            await tx.events.replace(cancelled, now)
-            await _audit(tx, actor, "event.cancel", event_id, now)
-        woken = await _targeted(tx, current, now)
-    _wake(context, woken)
-    return cancelled
+    async with event_batch(context, actor=actor, now=now) as batch:
+        return await batch.cancel_event(event_id)
 
 
 # --- VENs -----------------------------------------------------------------------------------------

@@ -223,10 +223,14 @@ class Deliveries:
         return bool(result.rowcount)
 
     async def for_event(self, event_id: str) -> list[Delivery]:
+        return await self.for_events([event_id])
+
+    async def for_events(self, event_ids: Sequence[str]) -> list[Delivery]:
+        """Who was sent these events, and what they answered; one query however many."""
         query = (
             select(event_deliveries)
-            .where(event_deliveries.c.event_id == event_id)
-            .order_by(event_deliveries.c.ven_id)
+            .where(event_deliveries.c.event_id.in_(list(event_ids)))
+            .order_by(event_deliveries.c.event_id, event_deliveries.c.ven_id)
         )
         return [_delivery(row) for row in (await self.connection.execute(query)).mappings()]
 

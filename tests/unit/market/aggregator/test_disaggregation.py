@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -160,3 +161,26 @@ def test_small_moves_of_a_share_are_not_a_change() -> None:
     assert not disaggregation.changed((1.0, 2.0), (1.01, 2.0), 0.05)
     assert disaggregation.changed((1.0, 2.0), (1.2, 2.0), 0.05)
     assert disaggregation.changed((1.0,), (1.0, 2.0), 0.05)
+
+
+def test_a_member_is_judged_grace_after_its_share_reached_it() -> None:
+    start = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    grace = timedelta(seconds=30)
+    made = start - timedelta(minutes=5)
+
+    def judged(delivered: datetime | None, changed: datetime | None = made) -> datetime | None:
+        return disaggregation.judged_from(
+            start=start, changed_at=changed, delivered_at=delivered, grace=grace
+        )
+
+    # Received well before the start: judged from grace after the start.
+    assert judged(made + timedelta(seconds=2)) == start + grace
+    # Received late (it polls slowly, or was offline): judged from grace after it got it, so
+    # readings from before it could act do not make it look like it fails.
+    late = start + timedelta(minutes=2)
+    assert judged(late) == late + grace
+    # Not received yet, or only an older modification: not judged at all.
+    assert judged(None) is None
+    assert judged(made - timedelta(seconds=1)) is None
+    # The time its share last changed is not known (the aggregator restarted): the delivery counts.
+    assert judged(made - timedelta(seconds=1), changed=None) == start + grace
