@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -74,6 +75,7 @@ MODES: dict[str, Requester] = {"event": dso.request, "market": marketplace.reque
 
 REPLAY_TOLERANCE_S = 30.0  # real seconds a signed message may be off (scaled to the clock)
 REGISTRATION_TIMEOUT_S = 300.0
+STOP_WITHIN_S = 10.0  # real seconds the VENs and the VTN get to stop once the demo ends
 WARMUP = timedelta(hours=2)  # before midnight: the VENs enrol (one report period), then settle
 ENROL_BATCHES = 20
 STALLED_S = 2.0  # a batch waiting this long in real time moves the held clock on a minute
@@ -349,7 +351,8 @@ async def run(
         app = build_app(_vtn_config(pki, hot, clock, config))
         context = app[CONTEXT]
         await context.store.create_all()
-        site_runner = web.AppRunner(app, access_log=None)
+        # Requests still in flight at the end get a few seconds, not aiohttp's default minute.
+        site_runner = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_WITHIN_S / 2)
         await site_runner.setup()
         await web.TCPSite(site_runner, "127.0.0.1", 0, ssl_context=pki.server_context()).start()
         host, port = site_runner.addresses[0][:2]
@@ -456,12 +459,26 @@ async def run(
         live.phase = "stopping"
         for runner in live.runners.values():
             runner.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _stop_within(tasks, STOP_WITHIN_S)
         if market is not None:
             await market.stop()
         if site_runner is not None:
             await site_runner.cleanup()
         await asyncio.to_thread(_keep, hot, workdir)
+
+
+async def _stop_within(tasks: Sequence[asyncio.Task[Any]], seconds: float) -> None:
+    """Let the VENs stop by themselves (state saved, last report sent) for `seconds`, then
+    cancel whichever has not: Ctrl-C must end the demo promptly even if a VEN is stuck in an
+    exchange."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=seconds)
+    if late:
+        log.warning("%d VENs did not stop within %g s: cancelling them", len(late), seconds)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
 
 async def _measure(

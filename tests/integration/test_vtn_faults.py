@@ -79,6 +79,41 @@ REPORT_PATH = exchanges.Service.EI_REPORT.path
 _CODE = re.compile(rb"responseCode>\s*(\d{3})\s*<")
 
 
+TEST_BUDGET_S = 300.0  # alone each takes 25-60 s; on a loaded CI box a few times that
+
+
+@pytest.fixture(autouse=True)
+async def watchdog() -> AsyncIterator[None]:
+    """A test still running after `TEST_BUDGET_S` is a hang: print where every task of the loop
+    waits, then cancel the test, so the suite reports it instead of stalling (seen once in a
+    full parallel run, never alone)."""
+    loop = asyncio.get_running_loop()
+
+    def fire() -> None:
+        tasks = asyncio.all_tasks(loop)
+        print(f"\n--- watchdog: still running after {TEST_BUDGET_S:g} s; {len(tasks)} tasks ---",
+              file=sys.stderr)  # fmt: skip
+        for task in tasks:  # each task's chain of awaits, outermost first
+            print(f"{task.get_name()}:", file=sys.stderr)
+            awaited: Any = task.get_coro()
+            while awaited is not None and hasattr(awaited, "cr_frame"):
+                frame = awaited.cr_frame
+                if frame is not None:
+                    print(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}",
+                          file=sys.stderr)  # fmt: skip
+                awaited = awaited.cr_await
+            print(f"  awaiting {awaited!r}"[:300], file=sys.stderr)
+        for task in tasks:
+            if getattr(task.get_coro(), "__name__", "").startswith("test_"):
+                task.cancel()
+
+    handle = loop.call_later(TEST_BUDGET_S, fire)
+    try:
+        yield
+    finally:
+        handle.cancel()
+
+
 @pytest.fixture
 def vens_pki(tmp_path: Path) -> BenchPki:
     """Root, DSO CA, the VTN, and `VEN_COUNT` VENs with their own P-256 keys and certificates
