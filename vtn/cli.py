@@ -32,7 +32,7 @@ from vtn import serve as server
 from vtn.admin import tokens
 from vtn.admin.schemas import DEFAULT_MARKET_CONTEXT, Unit
 from vtn.config import DEFAULT_VTN_ID, VtnSettings
-from vtn.store.db import Store
+from vtn.store.db import POOL_CONNECTIONS, POOL_WAIT_S, Store
 from vtn.vens import Policy, Status
 
 DEFAULT_URL = "https://127.0.0.1:8080"
@@ -121,6 +121,22 @@ def _serve_parser(commands: Subparsers) -> None:
     )
     p.add_argument("--workers", type=int, default=1, help="processes (above 1: PostgreSQL only)")
     p.add_argument(
+        "--db-connections",
+        type=int,
+        default=POOL_CONNECTIONS,
+        metavar="N",
+        help=f"PostgreSQL connections each worker opens at most (default "
+        f"{POOL_CONNECTIONS}); max_connections must cover workers x (N + 1)",
+    )
+    p.add_argument(
+        "--db-wait",
+        type=float,
+        default=POOL_WAIT_S,
+        metavar="SECONDS",
+        help=f"how long a request waits for a free database connection before it is refused "
+        f"(default {POOL_WAIT_S:g})",
+    )
+    p.add_argument(
         "--loop",
         choices=server.EVENT_LOOPS,
         default="auto",
@@ -158,6 +174,8 @@ def _serve(args: argparse.Namespace) -> int:
             require_signatures=args.require_signatures,
         ),
         workers=args.workers,
+        db_connections=args.db_connections,
+        db_wait_s=args.db_wait,
         event_loop=args.loop,
         extensions=tuple(server.EXTENSIONS)
         if "all" in args.parts

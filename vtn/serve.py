@@ -30,6 +30,7 @@ from types import FrameType
 from typing import cast
 
 from aiohttp import web
+from sqlalchemy import text
 
 from certs import roles
 from certs.files import CaFiles, CertFileError, check_key_matches, load_certificates, load_key
@@ -41,7 +42,7 @@ from vtn.app import Extension, VtnConfig, build_app
 from vtn.config import VtnSettings
 from vtn.push import PushConfig
 from vtn.store import migrate
-from vtn.store.db import Store, normalize_url
+from vtn.store.db import POOL_CONNECTIONS, POOL_WAIT_S, Store, normalize_url
 
 log = logging.getLogger("flex4grid.vtn")
 
@@ -76,6 +77,8 @@ class ServeOptions:
     shutdown_timeout: float = 10.0
     extensions: tuple[str, ...] = ()  # names in EXTENSIONS
     event_loop: str = "auto"  # one of EVENT_LOOPS
+    db_connections: int = POOL_CONNECTIONS  # per worker, PostgreSQL
+    db_wait_s: float = POOL_WAIT_S
 
     @property
     def scheme(self) -> str:
@@ -106,6 +109,52 @@ def check(options: ServeOptions) -> None:
         raise ServeError("--workers must be at least 1")
     if options.workers > 1 and not normalize_url(options.database_url).startswith("postgresql"):
         raise ServeError("--workers above 1 needs a PostgreSQL --db URL (SQLite is one process)")
+    if options.db_connections < 2:
+        raise ServeError("--db-connections must be at least 2")
+    if not options.db_wait_s > 0:
+        raise ServeError("--db-wait must be more than 0 seconds")
+
+
+def connections_needed(options: ServeOptions) -> int:
+    """PostgreSQL connections `vtn serve` may open at once: each worker's pool, plus the one it
+    keeps for wake-ups and push leadership (`vtn.wakeups`) when there are several workers."""
+    dedicated = 1 if options.workers > 1 else 0
+    return options.workers * (options.db_connections + dedicated)
+
+
+def connection_shortfall(
+    needed: int, max_connections: int, reserved: int, others: int
+) -> str | None:
+    """Why the server may refuse connections under load (None: it has room for all of ours)."""
+    room = max_connections - reserved - others
+    if needed <= room:
+        return None
+    return (
+        f"PostgreSQL may refuse connections under load: this VTN may open {needed} "
+        f"(workers x (--db-connections + 1 when several)), the server has room for {room} "
+        f"(max_connections {max_connections}, {reserved} reserved, {others} in use by others); "
+        f"raise max_connections or lower --db-connections"
+    )
+
+
+async def check_connection_budget(store: Store, options: ServeOptions) -> None:
+    """Log a warning at startup when PostgreSQL's max_connections cannot cover our pools."""
+    if store.is_sqlite:
+        return
+    async with store.engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT current_setting('max_connections')::int, "
+                    "current_setting('superuser_reserved_connections')::int, "
+                    "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                    " AND pid <> pg_backend_pid())"
+                )
+            )
+        ).one()
+    shortfall = connection_shortfall(connections_needed(options), row[0], row[1], row[2])
+    if shortfall is not None:
+        log.warning("%s", shortfall)
 
 
 async def prepare_database(store: Store) -> None:
@@ -213,8 +262,12 @@ def serve(options: ServeOptions, *, reuse_port: bool = False) -> None:
         )
 
     async def app() -> web.Application:
-        store = Store(options.database_url)
+        store = Store(
+            options.database_url, connections=options.db_connections, wait_s=options.db_wait_s
+        )
         await prepare_database(store)
+        if options.workers == 1:
+            await check_connection_budget(store, options)
         config = dataclasses.replace(prepared.config, extensions=load_extensions(options, store))
         built = build_app(config, store=store)
         url = f"{options.scheme}://{options.host}:{options.port}"
@@ -287,10 +340,11 @@ def _worker(options: ServeOptions) -> None:
     serve(options, reuse_port=True)
 
 
-async def _prepare_database_once(url: str) -> None:
-    store = Store(url)
+async def _prepare_database_once(options: ServeOptions) -> None:
+    store = Store(options.database_url)
     try:
         await prepare_database(store)
+        await check_connection_budget(store, options)
     finally:
         await store.close()
 
@@ -312,7 +366,7 @@ def run(options: ServeOptions) -> None:
         serve(options)
         return
     _prepare(options)  # fail here, once, on bad files rather than in every worker
-    asyncio.run(_prepare_database_once(options.database_url))  # not N racing schema changes
+    asyncio.run(_prepare_database_once(options))  # not N racing schema changes
     spawn = multiprocessing.get_context("spawn")
     workers: list[SpawnProcess] = []  # by slot: the process serving it now
     started_at: list[float] = []

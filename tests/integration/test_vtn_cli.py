@@ -130,6 +130,8 @@ def test_serve_shuts_down_gracefully_on_sigterm(served: Served) -> None:
                      id="half-second-polls"),
         pytest.param(["--tls-cert", "missing.pem", "--tls-key", "k.pem", "--ca-file", "c.pem"],
                      "c.pem", id="missing-file"),
+        pytest.param(["--insecure-http", "--db-connections", "1"], "at least 2", id="one-conn"),
+        pytest.param(["--insecure-http", "--db-wait", "0"], "more than 0", id="no-wait"),
     ],
 )  # fmt: skip
 def test_serve_refuses_bad_configuration_in_one_line(
@@ -334,3 +336,24 @@ def test_workers_share_the_port_on_postgresql_only(
     log = (started + err).decode()
     assert process.returncode == 0, log
     assert log.count("serving on https://") == 2 and log.count("VTN stopped") == 2, log
+
+
+def test_serve_warns_when_postgresql_cannot_cover_its_pools(
+    tmp_path: Path, pki: DevPki, database_url: str
+) -> None:
+    # 500 connections for one worker: more than any default max_connections (100) allows.
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        serve_command(pki, database_url, port, "--db-connections", "500", "--db-wait", "5"),
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_healthy(f"https://127.0.0.1:{port}", pki, process)  # it serves all the same
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    log = err.decode()
+    assert process.returncode == 0, log
+    warned = "PostgreSQL may refuse connections under load: this VTN may open 500" in log
+    assert warned == database_url.startswith("postgresql"), log  # SQLite: one connection

@@ -59,11 +59,25 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# PostgreSQL connections one process opens at most (`vtn serve --db-connections`): a third kept
+# open, the rest opened under load and closed again. A transaction waits `POOL_WAIT_S` for one
+# (`--db-wait`), then fails (the request is answered 469, or 500 on the admin API).
+POOL_CONNECTIONS = 30
+POOL_WAIT_S = 30.0
+
+
 class Store:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        connections: int = POOL_CONNECTIONS,
+        wait_s: float = POOL_WAIT_S,
+    ) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        options: dict[str, Any] = {"echo": echo}
+        options: dict[str, Any] = {"echo": echo, "pool_timeout": wait_s}
         if self.is_sqlite:
             options.update(pool_size=1, max_overflow=0)
         else:
@@ -71,7 +85,10 @@ class Store:
             # CPU): a connection the server dropped fails its transaction once, SQLAlchemy then
             # discards the whole pool and the next transaction reconnects (issue 11; the VTN
             # answers that one request with an error, and nothing it acknowledged is lost).
-            options.update(pool_size=10, max_overflow=20, pool_pre_ping=False)
+            kept = max(1, connections // 3)
+            options.update(
+                pool_size=kept, max_overflow=max(0, connections - kept), pool_pre_ping=False
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         # This process's view of the poll change counter (vtn/store/changes.py, vtn/quiet.py).
         self.changes = changes.ChangeSequence()
