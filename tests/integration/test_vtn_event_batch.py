@@ -83,3 +83,37 @@ async def test_a_batch_commits_all_its_changes_or_none(pki: DevPki, database_url
             ("event.create", "share-2"),
             ("event.modify", "share-0"),
         ]
+
+
+async def test_marking_a_delivery_never_goes_back(pki: DevPki, database_url: str) -> None:
+    # A push and a poll may overlap: the older list, recorded last, must not lower the
+    # modification recorded as sent (the VEN would be sent the newer one again).
+    async with running_vtn(pki, database_url) as vtn:
+        ven_id = await register(vtn.client(pki.vens[0]))
+        now = utc_now()
+        start = now + timedelta(hours=1)
+        first = await operator.create_event(
+            vtn.context,
+            make_event(start=start, event_id=EventId("e-1"), target=Target(ven_ids=(ven_id,))),
+            actor="test",
+            now=now,
+        )
+        other = await operator.create_event(
+            vtn.context,
+            make_event(start=start, event_id=EventId("e-2"), target=Target(ven_ids=(ven_id,))),
+            actor="test",
+            now=now,
+        )
+        second = await operator.modify_event(vtn.context, "e-1", actor="test", now=now,
+                                             vtn_comment="changed")  # fmt: skip
+        t1, t2, t3 = (now + timedelta(seconds=s) for s in (1, 2, 3))
+        async with vtn.context.store.transaction() as tx:
+            await tx.deliveries.mark_sent(ven_id, [first, other], t1)
+        async with vtn.context.store.transaction() as tx:
+            await tx.deliveries.mark_sent(ven_id, [second, other], t2)
+        async with vtn.context.store.transaction() as tx:
+            await tx.deliveries.mark_sent(ven_id, [first], t3)  # late, and older
+        async with vtn.context.store.transaction() as tx:
+            got = {d.event_id: d for d in await tx.deliveries.for_ven(ven_id)}
+        assert (got["e-1"].modification_number, got["e-1"].delivered_at) == (1, t2)
+        assert (got["e-2"].modification_number, got["e-2"].delivered_at) == (0, t1)

@@ -129,11 +129,9 @@ def seen_recently(ven: vens.VenRecord, now: datetime, poll_interval: timedelta) 
 async def mark_delivered(tx: Tx, ven: vens.VenRecord, due: Due, now: datetime) -> None:
     """Record that the VEN has `due`: each event modification and each queued message once."""
     if due.outbox_id is None:
-        # Only raise what was recorded: a newer modification may have reached the VEN meanwhile
-        # (a push VEN may poll too), and going back would send it again.
-        sent = await tx.deliveries.sent(ven.ven_id, [event.event_id for event in due.events])
-        newer = [e for e in due.events if sent.get(e.event_id, -1) < e.modification_number]
-        await tx.deliveries.mark_sent(ven.ven_id, newer, now)
+        # Only raises what was recorded (`mark_sent`): a newer modification may have reached
+        # the VEN meanwhile (a push VEN may poll too), and going back would send it again.
+        await tx.deliveries.mark_sent(ven.ven_id, due.events, now)
         await tx.deliveries.resent(ven.ven_id, due.resent, now)
         return
     await tx.outbox.mark_delivered(due.outbox_id, now)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oadr import events as event_rules
@@ -162,29 +163,34 @@ class Deliveries:
         }
 
     async def mark_sent(self, ven_id: str, sent: Sequence[Event], now: datetime) -> None:
-        known = await self.sent(ven_id, (event.event_id for event in sent))
-        for event in sent:
-            if event.event_id in known:
-                if known[event.event_id] != event.modification_number:
-                    await self.connection.execute(
-                        update(event_deliveries)
-                        .where(
-                            and_(
-                                event_deliveries.c.event_id == event.event_id,
-                                event_deliveries.c.ven_id == ven_id,
-                            )
-                        )
-                        .values(modification_number=event.modification_number, delivered_at=now)
-                    )
-            else:
-                await self.connection.execute(
-                    insert(event_deliveries).values(
-                        event_id=event.event_id,
-                        ven_id=ven_id,
-                        modification_number=event.modification_number,
-                        delivered_at=now,
-                    )
-                )
+        """Record each event's modification as sent to this VEN, in one statement. A number
+        already recorded is never lowered (a push and a poll may overlap: going back would send
+        the newer modification again), and one already recorded keeps its time."""
+        if not sent:
+            return
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(event_deliveries).values(
+            [
+                {
+                    "event_id": event.event_id,
+                    "ven_id": ven_id,
+                    "modification_number": event.modification_number,
+                    "delivered_at": now,
+                }
+                for event in sent
+            ]
+        )
+        newer = statement.excluded
+        await self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[event_deliveries.c.event_id, event_deliveries.c.ven_id],
+                set_={
+                    "modification_number": newer.modification_number,
+                    "delivered_at": newer.delivered_at,
+                },
+                where=event_deliveries.c.modification_number < newer.modification_number,
+            )
+        )
 
     async def resent(self, ven_id: str, event_ids: Sequence[str], now: datetime) -> None:
         """The list went out again with these events in the same modification (`Sent.at`)."""
