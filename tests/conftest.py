@@ -19,8 +19,12 @@ from tests import scheduling
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 
+@pytest.hookimpl(tryfirst=True)  # marked before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=scheduling.rank)  # stable: every other test keeps its place
+    for item in items:
+        if scheduling.is_realtime(item.nodeid):
+            item.add_marker(pytest.mark.realtime)
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: absent with `-p no:xdist`

@@ -20,11 +20,11 @@ def test_tests_that_share_a_fixture_run_on_one_worker(request: pytest.FixtureReq
     [
         (
             "tests/integration/test_demo.py::test_market_every_ven_registers_at_the_aggregator",
-            "ONE_AT_A_TIME",
+            "tests/integration/test_demo.py::",
         ),
         (
             "tests/integration/test_aggregator_chain.py::test_aggregator_run_serves_from_a_toml_file_until_sigterm",
-            "ONE_AT_A_TIME",
+            "tests/integration/test_aggregator_chain.py::",
         ),
         (
             "tests/unit/oadr/test_codec.py::test_any_payload_survives_encode_then_decode",
@@ -39,3 +39,10 @@ def test_tests_that_share_a_fixture_run_on_one_worker(request: pytest.FixtureReq
 )
 def test_a_test_goes_to_a_worker_with_its_unit(nodeid: str, unit: str) -> None:
     assert scheduling.unit_of(nodeid) == unit
+
+
+def test_the_real_time_tests_are_marked(request: pytest.FixtureRequest) -> None:
+    # `scripts/dev test` runs them apart (-m realtime), after the rest (-m "not realtime").
+    for item in request.session.items:
+        marked = item.get_closest_marker("realtime") is not None
+        assert marked == scheduling.is_realtime(item.nodeid), item.nodeid
