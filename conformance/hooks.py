@@ -81,9 +81,8 @@ class CommandHook:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(
-                process.communicate(json.dumps(action).encode()), _HOOK_TIMEOUT_S
-            )
+            async with asyncio.timeout(_HOOK_TIMEOUT_S):
+                out, err = await process.communicate(json.dumps(action).encode())
         except TimeoutError:
             process.kill()
             await process.wait()

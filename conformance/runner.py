@@ -30,7 +30,8 @@ async def run_case(case: Case[Peer], peer: Peer, timeout_s: float) -> CaseResult
     wire = Wire()
     started = time.monotonic()
     try:
-        await asyncio.wait_for(case.run(peer, wire), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await case.run(peer, wire)
     except CaseFailed as failed:
         verdict, reason = Verdict.FAIL, str(failed)
     except CaseSkipped as skipped:

@@ -137,7 +137,8 @@ class ScriptedVtn:
                 fail(f"the VEN sent no {what} within {timeout_s:.0f} s")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
 
     async def quiet(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -150,7 +151,8 @@ class ScriptedVtn:
                 return False
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
         return True
 
     async def moved_on(self, payload: Payload, timeout_s: float, grace_s: float = 0.3) -> None:

@@ -91,7 +91,8 @@ class GateKeeper:
                 log.exception("market gate-closure round failed")
                 delay = self.poll.total_seconds()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             self._wake.clear()
 
     def start(self) -> None:
@@ -101,6 +102,7 @@ class GateKeeper:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.gather(
+                self._task, return_exceptions=True
+            )  # a cancel of this call is not swallowed
             self._task = None

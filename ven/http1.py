@@ -111,7 +111,8 @@ class Connection:
             return
         self.writer.close()
         with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
-            await asyncio.wait_for(self.writer.wait_closed(), _CLOSE_TIMEOUT_S)
+            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                await self.writer.wait_closed()
 
 
 class HttpClient:

@@ -20,7 +20,6 @@ request it answers, so each request is taken once, even across restarts).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import signal
@@ -339,8 +338,9 @@ class Runner:
             stopper.cancel()
             if not getter.done():
                 getter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stopper
+        await asyncio.gather(
+            stopper, return_exceptions=True
+        )  # a cancel of this call is not swallowed
         if getter.done() and not getter.cancelled():
             return getter.result()
         return None

@@ -110,11 +110,13 @@ class QuietPolls:
             self._stopping = True
             self._flush_now.set()
             try:
-                await asyncio.wait_for(asyncio.shield(task), 10)
+                async with asyncio.timeout(10):
+                    await asyncio.shield(task)
             except TimeoutError:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.gather(
+                    task, return_exceptions=True
+                )  # a cancel of this call is not swallowed
             self._stopping = False
         await self.flush()
 
@@ -145,7 +147,8 @@ class QuietPolls:
         next_flush = loop.time() + self.flush_every
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), self.refresh_every)
+                async with asyncio.timeout(self.refresh_every):
+                    await self._flush_now.wait()
             if self._stopping:
                 return
             await self._refresh()

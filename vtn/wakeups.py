@@ -175,7 +175,8 @@ class PostgresWakeups:
                 await asyncio.gather(task, return_exceptions=True)
         if self._pending:
             try:
-                await asyncio.wait_for(self._flush(), _CLOSE_TIMEOUT_S)
+                async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                    await self._flush()
             except Exception as err:  # shutting down: the next leader's scan covers these
                 log.warning("%d wake-ups not published at shutdown: %s", len(self._pending), err)
 
@@ -264,7 +265,8 @@ class PostgresWakeups:
                 log.info("worker %d leads: it runs HTTP push", os.getpid())
                 await self.leader.start()  # scans for whatever is due
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), self.retry_s)
+                async with asyncio.timeout(self.retry_s):
+                    await lost.wait()
 
     def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         self.wake(VenId(payload))
@@ -280,7 +282,8 @@ async def _close(connection: asyncpg.Connection) -> None:
     if connection.is_closed():
         return
     try:
-        await asyncio.wait_for(connection.close(), _CLOSE_TIMEOUT_S)
+        async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+            await connection.close()
     except Exception:
         connection.terminate()
 

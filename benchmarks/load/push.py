@@ -163,7 +163,8 @@ class Endpoints:
         self._expected = len(self.driver.vens)
         self._done.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._done.wait(), spec.timeout_s)
+            async with asyncio.timeout(spec.timeout_s):
+                await self._done.wait()
         tally = self.tally
         return {
             "vens": self._expected,
@@ -184,7 +185,8 @@ class Endpoints:
         try:
             while True:
                 try:
-                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_CLOSE_S)
+                    async with asyncio.timeout(IDLE_CLOSE_S):
+                        head = await reader.readuntil(b"\r\n\r\n")
                 except (TimeoutError, asyncio.IncompleteReadError):
                     return  # idle, or the VTN closed its end
                 length = _CONTENT_LENGTH.search(head)

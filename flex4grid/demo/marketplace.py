@@ -325,7 +325,8 @@ class MarketRun:
             self.aggregator_config(dso_url, token), clock=self.clock, clock_speed=speed
         )
         self.task = asyncio.create_task(self.aggregator.run(), name="aggregator")
-        await asyncio.wait_for(self.aggregator.ready.wait(), NODE_TIMEOUT_S)
+        async with asyncio.timeout(NODE_TIMEOUT_S):
+            await self.aggregator.ready.wait()
         assert self.aggregator.downstream is not None
         agg = Actor(name=f"aggregator:{AGGREGATOR_ID}", aggregator_id=AGGREGATOR_ID)
         loop = asyncio.get_running_loop()
@@ -459,7 +460,8 @@ class MarketRun:
             self.aggregator.stop()
         if self.task is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.task, 15)
+                async with asyncio.timeout(15):
+                    await self.task
 
 
 def summary(settled: Sequence[Settled]) -> list[dict[str, Any]]:

@@ -424,7 +424,8 @@ async def run(
                 market.gate.wake()
                 live.events.update(await market.events())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.1)
+                async with asyncio.timeout(0.1):
+                    await stop.wait()
         if stop.is_set():
             return None
         live.phase = "measuring"

@@ -172,10 +172,10 @@ class Aggregator:
                     except Exception:  # a bug must not stop the aggregator: log, carry on
                         log.exception("an aggregator tick failed; carrying on")
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._stop.wait(),
-                            self.config.control.tick.total_seconds() / self._speed,
-                        )
+                        async with asyncio.timeout(
+                            self.config.control.tick.total_seconds() / self._speed
+                        ):
+                            await self._stop.wait()
             finally:
                 for link in self.nodes.values():
                     link.runner.stop()

@@ -232,11 +232,13 @@ async def running_aggregator(config: AggregatorConfig) -> AsyncIterator[Aggregat
     service = Aggregator(config)
     task = asyncio.create_task(service.run())
     try:
-        await asyncio.wait_for(service.ready.wait(), 10)
+        async with asyncio.timeout(10):
+            await service.ready.wait()
         yield service
     finally:
         service.stop()
-        await asyncio.wait_for(task, 15)
+        async with asyncio.timeout(15):
+            await task
 
 
 @asynccontextmanager
@@ -254,7 +256,8 @@ async def running_gateways(
         for runner in runners:
             runner.stop()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+            async with asyncio.timeout(15):
+                await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass

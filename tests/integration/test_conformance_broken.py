@@ -14,7 +14,6 @@ run, to keep this quick.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -389,8 +388,7 @@ async def grade_fake_ven(pki: DevPki, ids: tuple[str, ...], **faults: Any) -> di
         results = await run_cases(cases, vtn, timeout_s=15)
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.gather(task, return_exceptions=True)  # a cancel of this call is not swallowed
         await serving.runner.cleanup()
     return verdicts(results)
 

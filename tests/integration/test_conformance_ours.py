@@ -154,7 +154,8 @@ async def test_our_ven_passes_every_ven_case(pki: DevPki, tmp_path: Path) -> Non
             results += await run_cases(rest, scripted, timeout_s=30)
         finally:
             runner.stop()
-            await asyncio.wait_for(task, 10)
+            async with asyncio.timeout(10):
+                await task
     finally:
         await serving.runner.cleanup()
     print(report.console_summary(results, "our VEN"))

@@ -48,7 +48,8 @@ async def accepts_connections(url: str) -> str | None:
     """None when something listens at the broker's address, else why not."""
     broker = mqtt.Broker.from_url(url)
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(broker.host, broker.port), 2)
+        async with asyncio.timeout(2):
+            _, writer = await asyncio.open_connection(broker.host, broker.port)
     except (OSError, TimeoutError) as exc:
         return f"{url}: {exc!r}"
     writer.close()

@@ -35,7 +35,8 @@ async def test_a_full_pool_refuses_after_the_wait_and_recovers(database_url: str
 
     try:
         holders = [asyncio.create_task(hold()) for _ in range(3)]
-        await asyncio.wait_for(all_held.wait(), 10)
+        async with asyncio.timeout(10):
+            await all_held.wait()
         started = time.monotonic()
         with pytest.raises(PoolTimeout):
             async with store.transaction() as tx:

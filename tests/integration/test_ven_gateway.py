@@ -196,7 +196,8 @@ async def running(config: GatewayConfig) -> AsyncIterator[Runner]:
         yield runner
     finally:
         runner.stop()
-        await asyncio.wait_for(task, 10)
+        async with asyncio.timeout(10):
+            await task
 
 
 def journal(config: GatewayConfig, kind: str | None = None) -> list[JournalEntry]:
@@ -382,7 +383,8 @@ async def _none(check: Callable[[], Awaitable[Any]]) -> bool:
 async def broker_reachable() -> None:
     broker = Broker.from_url(MQTT_URL)
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(broker.host, broker.port), 2)
+        async with asyncio.timeout(2):
+            _, writer = await asyncio.open_connection(broker.host, broker.port)
     except (OSError, TimeoutError) as exc:
         message = f"MQTT broker not available: {MQTT_URL}: {exc!r}"
         if REQUIRE_SERVICES:

@@ -214,7 +214,8 @@ class Ven:
         sent_at = self.in_flight = time.monotonic()
         kind = "ok"
         try:
-            status, reply = await asyncio.wait_for(self._exchange(path, body), ANSWER_WITHIN_S)
+            async with asyncio.timeout(ANSWER_WITHIN_S):
+                status, reply = await self._exchange(path, body)
         except TimeoutError:
             kind = "hang"
         except (OSError, asyncio.IncompleteReadError, ssl.SSLError, asyncio.LimitOverrunError):
@@ -325,9 +326,11 @@ class Ven:
 async def polling(vens: Sequence[Ven], interval_s: float) -> AsyncIterator[None]:
     """Every VEN runs `step()` every `interval_s`, staggered, until the block ends."""
 
+    stopping = False
+
     async def one(index: int, ven: Ven) -> None:
         await asyncio.sleep(interval_s * index / len(vens))
-        while True:
+        while not stopping:  # not only cancel(): Python 3.11's wait_for could swallow one
             started = time.monotonic()
             await ven.step()
             await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
@@ -336,13 +339,15 @@ async def polling(vens: Sequence[Ven], interval_s: float) -> AsyncIterator[None]
     try:
         yield
     finally:
+        stopping = True
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Waiting, never suppressing CancelledError around `await task`: that would swallow
+        # the cancellation of the test itself (the watchdog's) along with the task's.
+        _, late = await asyncio.wait(tasks, timeout=ANSWER_WITHIN_S + 5)
         for ven in vens:
             ven.drop()
+        assert not late, f"{len(late)} VEN tasks did not stop"
 
 
 async def enrol(vens: Sequence[Ven]) -> None:
@@ -491,7 +496,8 @@ async def serve(
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         try:
-            code = await asyncio.wait_for(process.wait(), 30)
+            async with asyncio.timeout(30):
+                code = await process.wait()
         except TimeoutError:
             for worker in served.workers():  # not left behind, serving on
                 os.kill(worker, signal.SIGKILL)

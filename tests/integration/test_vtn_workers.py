@@ -195,7 +195,8 @@ class SlowVen(PushVen):
             if self.copies == 2:
                 self.both_in_flight.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.both_in_flight.wait(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await self.both_in_flight.wait()
         return await super().handle(request)
 
 
@@ -297,7 +298,8 @@ async def test_a_wake_up_published_by_one_worker_reaches_another_within_a_second
         await wait_for("both to listen", listening(pairs))
         started = time.monotonic()
         first.publish(VenId("ven-42"))
-        await asyncio.wait_for(heard.arrived.wait(), timeout=1.0)
+        async with asyncio.timeout(1.0):
+            await heard.arrived.wait()
         elapsed_s = time.monotonic() - started
         assert heard.woken == [VenId("ven-42")]
         print(f"wake-up crossed workers in {elapsed_s * 1000:.1f} ms")
@@ -344,7 +346,8 @@ async def test_exactly_one_leads_and_a_lost_connection_hands_over(database_url: 
         old.woken.clear()
         old.arrived.clear()
         pairs[0][0].publish(VenId("after-reconnect"))
-        await asyncio.wait_for(old.arrived.wait(), timeout=1.0)
+        async with asyncio.timeout(1.0):
+            await old.arrived.wait()
         assert VenId("after-reconnect") in old.woken
 
 
@@ -494,7 +497,8 @@ async def test_serve_with_two_workers_shares_requests_replay_protection_and_shut
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         try:
-            code = await asyncio.wait_for(process.wait(), 30)
+            async with asyncio.timeout(30):
+                code = await process.wait()
         except TimeoutError:
             process.kill()
             await process.wait()

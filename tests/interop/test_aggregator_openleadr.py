@@ -102,11 +102,13 @@ async def openleadr_member(
         sampling_rate=timedelta(seconds=1),
     )
     try:
-        await asyncio.wait_for(client.run(), 20)
+        async with asyncio.timeout(20):
+            await client.run()
         yield client
     finally:
         if client.client_session is not None:
-            await asyncio.wait_for(client.stop(), 20)
+            async with asyncio.timeout(20):
+                await client.stop()
 
 
 async def test_an_openleadr_member_takes_its_share_and_the_node_delivers(tmp_path: Path) -> None:

@@ -79,12 +79,14 @@ async def vtn(pki: DevPki) -> AsyncIterator[tuple[str, Registry]]:
         show_fingerprint=False,
     )
     server.add_handler("on_create_party_registration", registry.on_create_party_registration)
-    await asyncio.wait_for(server.run(), STEP_TIMEOUT_S)
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        await server.run()
     port = server.app_runner.addresses[0][1]
     try:
         yield f"https://localhost:{port}/OpenADR2/Simple/2.0b", registry
     finally:
-        await asyncio.wait_for(server.stop(), STEP_TIMEOUT_S)
+        async with asyncio.timeout(STEP_TIMEOUT_S):
+            await server.stop()
 
 
 @pytest.fixture
@@ -107,7 +109,8 @@ async def make_ven(pki: DevPki) -> AsyncIterator[Any]:
     yield make
     for ven in clients:
         if ven.client_session is not None:
-            await asyncio.wait_for(ven.client_session.close(), STEP_TIMEOUT_S)
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                await ven.client_session.close()
 
 
 @pytest.mark.parametrize("key_type", list(KeyType), ids=str)
@@ -122,17 +125,20 @@ async def test_openleadr_ven_registers_with_our_certificates(
     registry.fingerprints["ven-2"] = _fingerprint(identity)
     ven = make_ven(url, identity, "ven-2")
 
-    response_type, payload = await asyncio.wait_for(ven.query_registration(), STEP_TIMEOUT_S)
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        response_type, payload = await ven.query_registration()
     assert response_type == "oadrCreatedPartyRegistration"
     assert payload["vtn_id"] == VTN_ID
 
-    await asyncio.wait_for(ven.create_party_registration(), STEP_TIMEOUT_S)
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        await ven.create_party_registration()
     assert registry.seen_fingerprints == [_fingerprint(identity)]
     assert (ven.ven_id, ven.registration_id) == ("ven-id-ven-2", "reg-ven-2")
 
     # A request that carries the venID: the VTN compares the TLS certificate's fingerprint
     # (and the XML signature's) with the one from our ven_lookup, i.e. with certs.fingerprint.
-    response_type, payload = await asyncio.wait_for(ven.request_event(), STEP_TIMEOUT_S)
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        response_type, payload = await ven.request_event()
     assert response_type == "oadrResponse"  # OpenLEADR's answer when no event is pending
     assert payload["response"]["response_code"] == 200
 
@@ -142,17 +148,20 @@ async def test_a_ven_with_another_certificate_cannot_use_a_registered_ven_id(
 ) -> None:
     url, _ = vtn
     honest = make_ven(url, pki.vens[1], "ven-2")
-    await asyncio.wait_for(honest.create_party_registration(), STEP_TIMEOUT_S)
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        await honest.create_party_registration()
     assert honest.ven_id == "ven-id-ven-2"
 
-    response_type, payload = await asyncio.wait_for(honest.poll(), STEP_TIMEOUT_S)
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        response_type, payload = await honest.poll()
     assert (response_type, payload["response"]["response_code"]) == ("oadrResponse", 200)
 
     impostor = make_ven(url, pki.vens[2], "ven-3")  # valid certificate, different fingerprint
     impostor.ven_id = honest.ven_id
     # (Polling, not RequestEvent: OpenLEADR 0.5.36 fails with HTTP 500 when it builds the error
     # reply to a RequestEvent, which would hide the 463.)
-    response_type, payload = await asyncio.wait_for(impostor.poll(), STEP_TIMEOUT_S)
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        response_type, payload = await impostor.poll()
 
     assert response_type == "oadrResponse"
     assert payload["response"]["response_code"] == 463  # not registered or authorized

@@ -57,7 +57,8 @@ async def openleadr_vtn_process(pki: DevPki) -> AsyncIterator[tuple[str, str]]:
         assert process.stdout is not None
         line = b""
         while not line.startswith(b"{"):  # OpenLEADR prints a banner of its own first
-            line = await asyncio.wait_for(process.stdout.readline(), 20)
+            async with asyncio.timeout(20):
+                line = await process.stdout.readline()
             assert line, "the OpenLEADR VTN process ended before it said where it listens"
         urls = json.loads(line)
         yield urls["vtn_url"], urls["control_url"]
@@ -107,11 +108,13 @@ async def test_openleadr_ven_run_completes_and_reports_every_case(pki: DevPki) -
         report_duration=timedelta(hours=1), sampling_rate=timedelta(seconds=1),
     )  # fmt: skip
     try:
-        await asyncio.wait_for(client.run(), 15)
+        async with asyncio.timeout(15):
+            await client.run()
         results = await run_cases(VEN_CASES, scripted, timeout_s=15)
     finally:
         if client.client_session is not None:
-            await asyncio.wait_for(client.stop(), 15)
+            async with asyncio.timeout(15):
+                await client.stop()
         await serving.runner.cleanup()
     print(report.console_summary(results, "OpenLEADR VEN"))
     save("openleadr-ven", results)

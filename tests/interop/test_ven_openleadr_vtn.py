@@ -102,12 +102,14 @@ async def openleadr_vtn(
     )
     server.add_handler("on_create_party_registration", registry.on_create_party_registration)
     server.add_handler("on_register_report", heard.on_register_report)
-    await asyncio.wait_for(server.run(), 10)
+    async with asyncio.timeout(10):
+        await server.run()
     port = server.app_runner.addresses[0][1]
     try:
         yield server, f"https://localhost:{port}/OpenADR2/Simple/2.0b", heard
     finally:
-        await asyncio.wait_for(server.stop(), 10)
+        async with asyncio.timeout(10):
+            await server.stop()
 
 
 def fingerprint_of(cert: Path) -> str:
@@ -141,7 +143,8 @@ async def gateway(
         yield runner
     finally:
         runner.stop()
-        await asyncio.wait_for(task, 10)
+        async with asyncio.timeout(10):
+            await task
 
 
 async def test_our_gateway_registers_answers_events_per_policy_and_reports_to_openleadr(

@@ -89,11 +89,13 @@ def make_client(vtn: RunningVtn, identity: IdentityFiles, *, signed: bool) -> Op
 @asynccontextmanager
 async def started(client: OpenADRClient) -> AsyncIterator[OpenADRClient]:
     try:
-        await asyncio.wait_for(client.run(), WAIT_S)
+        async with asyncio.timeout(WAIT_S):
+            await client.run()
         yield client
     finally:
         if client.client_session is not None:
-            await asyncio.wait_for(client.stop(), WAIT_S)
+            async with asyncio.timeout(WAIT_S):
+                await client.stop()
 
 
 async def registered_ven(vtn: RunningVtn, identity: IdentityFiles) -> VenRecord | None:

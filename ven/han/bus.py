@@ -11,7 +11,6 @@ granularity comes round; `send()` never waits for the device, only hands the com
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -82,8 +81,9 @@ class InProcessBus:
     ) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.gather(
+                self._task, return_exceptions=True
+            )  # a cancel of this call is not swallowed
             self._task = None
 
     async def send(self, command: DeviceCommand) -> None:

@@ -257,8 +257,9 @@ class MqttBus:
     ) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.gather(
+                self._task, return_exceptions=True
+            )  # a cancel of this call is not swallowed
             self._task = None
 
     async def send(self, command: DeviceCommand) -> None:
