@@ -174,6 +174,22 @@ def test_backoff_doubles_up_to_its_maximum_within_its_jitter() -> None:
     assert (backoff.delay(1, 0.0), backoff.delay(1, 0.999999)) == pytest.approx((0.8, 1.2))
 
 
+@pytest.mark.parametrize("limit_s", [5.0, None])
+async def test_a_cancel_that_comes_with_the_brokers_answer_is_not_lost(
+    limit_s: float | None,
+) -> None:
+    """The cancel and the answer land in the same loop step: the wait must end cancelled (aiomqtt's
+    own wait_for returned the answer and the cancelled session went on)."""
+    client = mqtt.Broker.from_url("mqtt://127.0.0.1:1").client()
+    answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    waiting = asyncio.create_task(client._wait_for(answer, timeout=limit_s))
+    await asyncio.sleep(0)  # now waiting for the answer
+    answer.set_result("PUBACK")
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
 # --- over the shared broker ---------------------------------------------------------------------
 
 

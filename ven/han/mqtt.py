@@ -32,13 +32,14 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType, TracebackType
-from typing import Any, Literal, NoReturn, Self
+from typing import Any, Literal, NoReturn, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -149,7 +150,7 @@ class Broker:
     ) -> aiomqtt.Client:
         if self.tls and tls_context is None:
             tls_context = ssl.create_default_context()
-        return aiomqtt.Client(
+        return Client(
             self.host,
             self.port,
             username=self.username,
@@ -159,6 +160,27 @@ class Broker:
             keepalive=15,  # a dead broker is noticed within ~1.5 keepalives
             **options,
         )
+
+
+T = TypeVar("T")
+
+
+class Client(aiomqtt.Client):
+    """aiomqtt's client, waiting for the broker with `asyncio.timeout`, not `asyncio.wait_for`.
+
+    On Python 3.11, `wait_for` returns the result when a cancel arrives in the same loop step as
+    the broker's answer (a CONNACK, SUBACK, PUBACK), and the cancel is lost: a cancelled device
+    session then went on publishing, and its household's task group never ended (seen in CI).
+    """
+
+    async def _wait_for(self, fut: Awaitable[T], timeout: float | None) -> T:  # noqa: ASYNC109
+        if timeout is None:
+            timeout = self.timeout
+        try:
+            async with asyncio.timeout(None if timeout == math.inf else timeout):
+                return await fut
+        except TimeoutError:
+            raise aiomqtt.MqttError("Operation timed out") from None
 
 
 Session = Callable[[aiomqtt.Client], Awaitable[None]]
