@@ -38,6 +38,15 @@ class DevPki:
     vtn: IdentityFiles
     aggregator: IdentityFiles
     vens: tuple[IdentityFiles, ...]
+    # When its certificates start to be valid; later ones (`issue`) start then too.
+    issued_at: datetime
+
+    def issue(self, ca: Path, role: Role, name: str) -> IdentityFiles:
+        """One more certificate (SAN localhost) from the CA in `ca`, valid from `issued_at`."""
+        identity = IdentityFiles(self.directory / name)
+        sans = [parse_san(s) for s in LOCAL_SANS]
+        self.open_ca(ca).issue(role, name, self.issued_at, sans=sans).write(identity)
+        return identity
 
     def trust_store(self) -> TrustStore:
         """The root, the DSO CA (every role) and the aggregator CA (VENs only)."""
@@ -93,4 +102,5 @@ def make_dev_pki(
         vtn=vtn,
         aggregator=aggregator,
         vens=tuple(vens[:ven_count]),
+        issued_at=now,
     )

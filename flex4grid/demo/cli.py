@@ -74,7 +74,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="every feeder's capacity (default: sized so the forecast day overloads it)",
     )
     parser.add_argument(
-        "--day", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: tomorrow)"
+        "--day",
+        type=_day,
+        default=None,
+        help="YYYY-MM-DD within a year of today (default: tomorrow)",
     )
     parser.add_argument(
         "--out",
@@ -90,6 +93,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="keep the database, certificates, gateway state and logs in DIR (new or empty)",
     )
     parser.set_defaults(handler=main)
+
+
+# How far the simulated day may lie from today: the pilot's certificates (valid 2 years from the
+# earlier of the two, `pilot.certificates_from`) must hold at the real time (TLS) and on the
+# simulated clock (the VTN's trust store).
+DAY_RANGE = timedelta(days=365)
+
+
+def _day(text: str) -> date:
+    day = date.fromisoformat(text)
+    if abs(day - date.today()) > DAY_RANGE:
+        raise argparse.ArgumentTypeError(f"must be within {DAY_RANGE.days} days of today")
+    return day
 
 
 def _positive_int(text: str) -> int:

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from certs import fingerprint
-from certs.dev import LOCAL_SANS, DevPki
+from certs.dev import DevPki
 from certs.files import IdentityFiles
 from certs.roles import Role
-from certs.templates import parse_san
 from certs.trust import TrustedCa, TrustStore
 from flex4grid.demo.clock import SimClock
 from flex4grid.demo.forecast import FeederPlan
@@ -217,9 +216,7 @@ def _node_identity(pki: DevPki, name: str) -> IdentityFiles:
     """The node's certificate from the DSO's CA (role aggregator), as the DSO issues it."""
     identity = IdentityFiles(pki.directory / name)
     if not identity.chain.exists():
-        sans = [parse_san(s) for s in LOCAL_SANS]
-        ca = pki.open_ca(pki.dso_ca)
-        ca.issue(Role.AGGREGATOR, name, datetime.now(UTC), sans=sans).write(identity)
+        identity = pki.issue(pki.dso_ca, Role.AGGREGATOR, name)
     return identity
 
 

@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,14 @@ def free_port(rng: random.Random, taken: set[int]) -> int:
 
 def tomorrow(site: Site) -> date:
     return (datetime.now(site.zone) + timedelta(days=1)).date()
+
+
+def certificates_from(simulated_start: datetime, now: datetime) -> datetime:
+    """When the pilot's certificates start to be valid: at the earlier of the real time and the
+    simulated clock's start. Issued at the real time, a day whose warm-up starts before it
+    (tomorrow, asked for late in the evening; any past day) had every VEN refused as
+    'not-yet-valid' and the pilot waited for registrations that never came."""
+    return min(simulated_start, now)
 
 
 def _hot_dir() -> Path:
@@ -330,14 +338,15 @@ async def run(
     # In market mode the first VEN certificate (from the DSO's CA) is left over: the
     # households' come from the aggregator's own CA, the only one its VTN takes.
     market_mode = config.mode == "market"
+    clock = SimClock(start=day_profiles.start - WARMUP, speed=config.speed)
+    issued = certificates_from(clock.start, datetime.now(UTC))
     pki = await asyncio.to_thread(
-        make_dev_pki, workdir / "pki", ven_count=config.households + market_mode
+        make_dev_pki, workdir / "pki", issued, ven_count=config.households + market_mode
     )
     identities = pki.vens[1:] if market_mode else pki.vens
     (workdir / "ca-bundle.pem").write_text(pki.trust_store().pem_bundle())
     if stop.is_set():
         return None
-    clock = SimClock(start=day_profiles.start - WARMUP, speed=config.speed)
     day_end = day_profiles.start + timedelta(days=1)
     live = Live(clock=clock, start=day_profiles.start, end=day_end, plans=plans)
     live.specs = {s.name: s for s in specs}

@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 HOUSEHOLDS = 10
+# Today: its warm-up (from 22:00 the evening before) lies before the real time, so the pilot's
+# certificates must be valid before they were made (`pilot.certificates_from`).
+DAY = date.today().isoformat()
 SPEED = 3000.0  # a simulated day in 29 s
 MARKET_SPEED = 2000.0  # a simulated day in 43 s
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def demo(*args: str, keep: Path, out: Path) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "flex4grid.cli", "demo", "--households", str(HOUSEHOLDS)]
-    command += ["--feeders", "1", "--speed", str(SPEED), "--seed", "7", "--day", "2026-11-27"]
+    command += ["--feeders", "1", "--speed", str(SPEED), "--seed", "7", "--day", DAY]
     command += ["--keep", str(keep), "--out", str(out), *args]
     env = os.environ | {"PYTHONWARNINGS": "error"}
     return subprocess.Popen(
@@ -39,12 +45,22 @@ def demo(*args: str, keep: Path, out: Path) -> subprocess.Popen[str]:
     )
 
 
+def finish(process: subprocess.Popen[str], timeout_s: float) -> tuple[str, str]:
+    """Its stdout and stderr once it ended; killed (and the test failed) if it runs on."""
+    try:
+        return process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()  # not left running (nor its pipes open) for the tests after this one
+        _, stderr = process.communicate()
+        pytest.fail(f"the demo did not end within {timeout_s:.0f} s:\n{stderr[-3000:]}")
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str, dict[str, Any]]:
     base = tmp_path_factory.mktemp("demo")
     keep, out = base / "keep", base / "out"
     process = demo(keep=keep, out=out)
-    stdout, stderr = process.communicate(timeout=240)
+    stdout, stderr = finish(process, 240)
     assert process.returncode == 0, stderr[-3000:]
     assert "Traceback" not in stderr
     return keep, out, stdout, json.loads((out / "summary.json").read_text())
@@ -106,29 +122,59 @@ def test_the_plots_are_written(finished: tuple[Path, Path, str, dict[str, Any]])
     assert f"plot: {png.resolve()}" in stdout and f"plot: {html.resolve()}" in stdout
 
 
+def lines_of(stream: IO[str]) -> queue.Queue[str | None]:
+    """The stream's lines as they come, None at its end; read by a thread, so a test waiting for
+    a line keeps its own deadline when none comes."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
 @pytest.mark.parametrize("when", ["registering", "day"])
 def test_ctrl_c_stops_every_ven_and_the_vtn(tmp_path: Path, when: str) -> None:
-    process = demo(keep=tmp_path / "keep", out=tmp_path / "out")
-    assert process.stderr is not None
-    deadline = time.monotonic() + 120
-    # While the VENs enrol (the VTN pushing them their bootstrap RegisterReport), or once the
-    # day runs: VENs registered, VTN serving.
-    for line in process.stderr:
-        online = f"VENs online {HOUSEHOLDS}/{HOUSEHOLDS}" in line
-        if when == "registering" and " registering " in line and not online:
-            break
-        if (when == "day" and online and " day " in line) or time.monotonic() > deadline:
-            break
-    process.send_signal(signal.SIGINT)
-    try:
-        _, rest = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()  # not left running (nor its pipes open) for the tests after this one
-        _, rest = process.communicate()
-        pytest.fail(f"the demo did not stop within 30 s of Ctrl-C:\n{rest[-3000:]}")
-    assert process.returncode == 130, rest
-    assert "Traceback" not in rest
-    assert "stopped; every VEN and the VTN shut down" in rest
+    with demo(keep=tmp_path / "keep", out=tmp_path / "out") as process:  # closes the pipes
+        assert process.stderr is not None and process.stdout is not None
+        stderr, stdout = lines_of(process.stderr), lines_of(process.stdout)
+        deadline = time.monotonic() + 120
+        # While the VENs enrol (the VTN pushing them their bootstrap RegisterReport), or once the
+        # day runs: VENs registered, VTN serving.
+        seen: list[str] = []
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = stderr.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            seen.append(line)
+            online = f"VENs online {HOUSEHOLDS}/{HOUSEHOLDS}" in line
+            if when == "registering" and " registering " in line and not online:
+                break
+            if when == "day" and online and " day " in line:
+                break
+        else:
+            seen.append("(no such line within 120 s)\n")
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()  # not left running (nor its pipes open) for the tests after this one
+            process.wait()
+            pytest.fail(f"the demo did not stop within 30 s of Ctrl-C:\n{''.join(seen)[-3000:]}")
+        while (line := stderr.get(timeout=10)) is not None:
+            seen.append(line)
+        while stdout.get(timeout=10) is not None:
+            pass
+        rest = "".join(seen)
+        assert process.returncode == 130, rest
+        assert "Traceback" not in rest
+        assert "stopped; every VEN and the VTN shut down" in rest
     assert not (tmp_path / "out" / "feeder-load.png").exists()
 
 
@@ -144,7 +190,7 @@ def market_finished(
     # Three tiers of HTTPS, each household polling and reporting every 15 simulated minutes:
     # a little slower than the event mode's clock, so telemetry keeps up on a busy machine.
     process = demo("--mode", "market", "--speed", str(MARKET_SPEED), keep=keep, out=out)
-    stdout, stderr = process.communicate(timeout=240)
+    stdout, stderr = finish(process, 240)
     assert process.returncode == 0, stderr[-3000:]
     assert "Traceback" not in stderr
     return keep, stdout, json.loads((out / "summary.json").read_text())
