@@ -14,15 +14,23 @@ CAs and hostname); it is not yet pinned to the fingerprint the VEN registered wi
 offers no public hook between the handshake and the request. A signed reply must be signed by the
 VEN's own certificate.
 
-`wake()` (Context.notify, after commit) queues the VEN once, however often it is woken; a fixed
-number of push workers (`PushConfig.concurrency`, about the database pool) take VENs from the
-queue (a sorter first leaves out the pull VENs, `WAKE_BATCH` at a time in one query) and push
-to each until it has nothing left, so an event for 10,000 VENs is 10,000 queue
-entries, not 10,000 transactions waiting for a pooled connection at once. A VEN woken while it is
-being pushed to is looked at again before its worker moves on. A failed push is retried after
-capped exponential backoff with jitter (a timer, no worker waits for it). Once the VEN answered,
-recording that is retried on its own if the database fails, so a VEN is not pushed the same
-message again for a database hiccup. The HTTP exchange happens outside any transaction.
+`wake()` (Context.notify, after commit) queues the VEN once, however often it is woken. Pushing
+is a pipeline with batched database work at both ends, so an event for 10,000 VENs costs a
+handful of transactions per batch of VENs rather than several per VEN:
+
+1. *plan*: woken VENs are taken `WAKE_BATCH` at a time; one transaction finds the push VENs
+   among them (an event wakes every VEN, most of them pull VENs) and what each is due;
+2. *post*: `PushConfig.concurrency` tasks POST one message each, outside any transaction;
+3. *record*: the VENs' answers are recorded in group commits (as `vtn.replay` does nonces):
+   whatever answers arrived while the previous batch was written go in one transaction, each
+   VEN's delivery marked and its oadrCreatedEvent stored; replies of other kinds are handled
+   as if the VEN had posted them, after that commit. The VEN is then woken again, to push what
+   else it may be due.
+
+A VEN woken while it is planned is planned again. A failed push is retried after capped
+exponential backoff with jitter (a timer, no task waits for it). Once the VEN answered, a
+database failure while recording is retried on its own (the batch again, `record_attempts`
+times), so a VEN is not pushed the same message again for a database hiccup.
 
 With several workers (`vtn.wakeups`) only the one holding the leader lock runs a Pusher, started
 when it gains the lock and stopped when it loses it; wake-ups reach it through PostgreSQL. Two
@@ -42,29 +50,31 @@ import logging
 import random
 import ssl
 import uuid
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from certs import fingerprint
 from certs.trust import TrustStore
 from oadr import codec, exchanges
 from oadr.errors import OadrError
-from oadr.model import DistributeEvent, Payload, Response, VenId
+from oadr.model import CreatedEvent, DistributeEvent, EventId, Payload, Response, VenId
 from oadr.signing import ReplayGuard
 from vtn import services
-from vtn.services.context import Caller, Context
-from vtn.services.oadr_poll import Due, mark_delivered, next_due
+from vtn.delivery import Sent
+from vtn.services import ei_event
+from vtn.services.context import Caller, Context, authorize_caller
+from vtn.services.oadr_poll import Due, due_among, mark_delivered_many
 from vtn.store.db import Tx
-from vtn.store.tables import outbox, vens
+from vtn.store.events import OptAnswer
 from vtn.vens import VenRecord
 
 log = logging.getLogger("flex4grid.vtn.push")
 
-# Woken VENs looked up at once, to leave the pull VENs out (`Pusher._sort`).
+# Woken VENs planned in one transaction (`Pusher._plan`); also how far planning runs ahead.
 WAKE_BATCH = 64
 
 
@@ -76,10 +86,10 @@ class PushConfig:
     first_retry: timedelta = timedelta(seconds=1)
     max_retry: timedelta = timedelta(minutes=5)
     timeout: timedelta = timedelta(seconds=30)
-    # VENs pushed to at the same time: a push mostly waits (TLS handshake, the VEN, commits),
-    # and each holds a pooled database connection only inside its transactions (pool: 30).
+    # VENs pushed to at the same time: a push mostly waits (TLS handshake, the VEN); it holds
+    # no database connection (planning and recording are batched, two connections in all).
     concurrency: int = 32
-    # Attempts at recording a VEN's answer before the push counts as failed.
+    # Attempts at recording a batch of answers before its pushes count as failed.
     record_attempts: int = 5
     # With several workers: how often a follower tries to become the one that pushes, and the
     # leader checks it still is (vtn.wakeups).
@@ -114,24 +124,29 @@ def push_url(transport_address: str, service: exchanges.Service) -> str:
     return base + service.path
 
 
-async def still_due(tx: Tx, ven_id: VenId, due: Due) -> bool:
-    """Lock the VEN's row, so whoever marks this VEN's deliveries (a poll, another pusher) takes
-    turns, and say whether `due` is still undelivered (module docstring)."""
-    await tx.connection.execute(
-        select(vens.c.ven_id).where(vens.c.ven_id == ven_id).with_for_update()
-    )
+def still_due(due: Due, sent: Mapping[EventId, Sent], undelivered: Set[int]) -> bool:
+    """Whether `due` is still undelivered to its VEN, given what the VEN was sent of its events
+    and which queued messages are undelivered (read under lock: module docstring). Pure."""
     if due.outbox_id is not None:
-        query = select(outbox.c.delivered_at).where(outbox.c.id == due.outbox_id)
-        row = (await tx.connection.execute(query)).first()
-        return row is not None and row.delivered_at is None
-    sent = await tx.deliveries.sent(ven_id, [event.event_id for event in due.events])
-    if any(sent.get(e.event_id, -1) < e.modification_number for e in due.events):
+        return due.outbox_id in undelivered
+    if any(e.event_id not in sent or sent[e.event_id].modification_number < e.modification_number
+           for e in due.events):  # fmt: skip
         return True
     # A list sent again for want of an answer (vtn.delivery.unanswered): due while unanswered.
     return any(
-        d.opt_modification_number != d.modification_number
-        for d in await tx.deliveries.for_ven(ven_id, due.resent)
+        (record := sent.get(event_id)) is not None and record.answered != record.modification_number
+        for event_id in due.resent
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    """A push the VEN took: what it was sent, when, and its reply (None: an empty 200)."""
+
+    ven: VenRecord
+    due: Due
+    reply: Payload | None
+    at: datetime
 
 
 class Pusher:
@@ -144,14 +159,19 @@ class Pusher:
         self.rng = rng
         self.replay_guard = ReplayGuard(window=context.settings.replay_window)
         self._session: aiohttp.ClientSession | None = None
-        self._queue: asyncio.Queue[VenId] = asyncio.Queue()  # woken
-        self._ready: asyncio.Queue[VenId] = asyncio.Queue()  # woken push VENs
-        self._queued: set[VenId] = set()  # in either queue
-        self._active: set[VenId] = set()  # a worker is pushing to it
-        self._again: set[VenId] = set()  # woken while active: look again before moving on
+        self._woken: asyncio.Queue[VenId] = asyncio.Queue()
+        self._ready: asyncio.Queue[tuple[VenRecord, Due]] = asyncio.Queue()  # planned pushes
+        self._room = asyncio.Event()  # set when a push was taken from `_ready`
+        self._answered: list[_Answered] = []  # to record
+        self._has_answers = asyncio.Event()
+        self._queued: set[VenId] = set()  # woken, not planned yet
+        self._active: set[VenId] = set()  # being planned, pushed to or recorded
+        self._again: set[VenId] = set()  # woken while active: look again afterwards
         self._failures: dict[VenId, int] = {}
         self._backoff: dict[VenId, asyncio.TimerHandle] = {}  # retry scheduled
-        self._workers: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._replies: set[asyncio.Task[None]] = set()  # replies being handled (`_release`)
+        self.recorded_batches = 0
 
     async def start(self) -> None:
         """Open the HTTP client and wake every push VEN: whatever is due survived a restart."""
@@ -160,8 +180,11 @@ class Pusher:
             timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
         )
         loop = asyncio.get_running_loop()
-        self._workers = [loop.create_task(self._sort(), name="vtn-push-sort")] + [
-            loop.create_task(self._work(), name=f"vtn-push-{i}")
+        self._tasks = [
+            loop.create_task(self._plan(), name="vtn-push-plan"),
+            loop.create_task(self._record(), name="vtn-push-record"),
+        ] + [
+            loop.create_task(self._post_ready(), name=f"vtn-push-{i}")
             for i in range(max(1, self.config.concurrency))
         ]
         async with self.context.store.transaction() as tx:
@@ -170,17 +193,18 @@ class Pusher:
             self.wake(ven.ven_id)
 
     async def stop(self) -> None:
-        # Stopped before the workers are awaited, so a wake() meanwhile queues nothing;
+        # Stopped before the tasks are awaited, so a wake() meanwhile queues nothing;
         # forgotten, so a later start() (leadership regained, vtn.wakeups) begins afresh.
         session, self._session = self._session, None  # later wake()s are ignored
-        workers, self._workers = self._workers, []
+        tasks, self._tasks = self._tasks + list(self._replies), []
         for handle in self._backoff.values():
             handle.cancel()
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        self._queue, self._ready = asyncio.Queue(), asyncio.Queue()
-        for pending in (self._queued, self._active, self._again):
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._woken, self._ready, self._room = asyncio.Queue(), asyncio.Queue(), asyncio.Event()
+        self._answered.clear()
+        for pending in (self._queued, self._active, self._again, self._replies):
             pending.clear()
         self._failures.clear()
         self._backoff.clear()
@@ -195,60 +219,71 @@ class Pusher:
             self._again.add(ven_id)
         elif ven_id not in self._queued and ven_id not in self._backoff:
             self._queued.add(ven_id)
-            self._queue.put_nowait(ven_id)
+            self._woken.put_nowait(ven_id)
 
-    async def _sort(self) -> None:
-        """Take woken VENs in batches and pass on the push VENs among them: an event for 10,000
-        VENs wakes every one, most of them pull VENs, and one query per batch leaves those out
-        instead of a transaction each (which starved the polls of pooled connections)."""
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < WAKE_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                async with self.context.store.transaction() as tx:
-                    push = await tx.vens.push_among(list(batch))
-            except (SQLAlchemyError, OSError) as err:
-                log.warning("push VENs not looked up (%d woken), retrying: %s", len(batch), err)
-                push = set(batch)  # each looks itself up (and backs off) in _push_next
-            for ven_id in batch:
-                if ven_id in push:
-                    self._ready.put_nowait(ven_id)
-                else:
-                    self._queued.discard(ven_id)
-
-    async def _work(self) -> None:
-        while True:
-            ven_id = await self._ready.get()
-            self._queued.discard(ven_id)
-            self._active.add(ven_id)
-            try:
-                await self._push_all(ven_id)
-            finally:
-                self._active.discard(ven_id)
-                if ven_id in self._again:  # woken after its last look (e.g. while cancelled)
-                    self._again.discard(ven_id)
-                    self.wake(ven_id)
-
-    async def _push_all(self, ven_id: VenId) -> None:
-        """Push to this VEN until it has nothing due; on failure, schedule a retry."""
-        while True:
+    def _release(self, ven_id: VenId, *, look_again: bool) -> None:
+        """Done with this VEN for now; woken again if it may be due more (or was woken)."""
+        self._active.discard(ven_id)
+        if look_again or ven_id in self._again:
             self._again.discard(ven_id)
+            self.wake(ven_id)
+
+    async def _plan(self) -> None:
+        """Take woken VENs in batches; in one transaction per batch, what each push VEN is due."""
+        while True:
+            # Planned only a little ahead of the pushes: what is due stays fresh, memory bounded.
+            while self._ready.qsize() >= WAKE_BATCH + self.config.concurrency:
+                self._room.clear()
+                await self._room.wait()
+            batch = [await self._woken.get()]
+            while len(batch) < WAKE_BATCH and not self._woken.empty():
+                batch.append(self._woken.get_nowait())
+            for ven_id in batch:
+                self._queued.discard(ven_id)
+                self._active.add(ven_id)
+                self._again.discard(ven_id)
             try:
-                delivered = await self._push_next(ven_id)
+                planned = await self._due_among(batch)
+            except (SQLAlchemyError, OSError) as err:
+                log.warning("push: %d woken VENs not looked up, retrying: %s", len(batch), err)
+                for ven_id in batch:
+                    self._retry_later(ven_id, err)
+                continue
+            for ven_id in batch:
+                if ven_id in planned:
+                    self._ready.put_nowait(planned[ven_id])
+                else:
+                    self._failures.pop(ven_id, None)
+                    self._release(ven_id, look_again=False)
+
+    async def _due_among(self, batch: list[VenId]) -> dict[VenId, tuple[VenRecord, Due]]:
+        now = self.context.clock()
+        async with self.context.store.transaction() as tx:
+            push_vens = await tx.vens.push_among(list(batch))
+            due = await due_among(self.context, tx, push_vens, now)
+        return {ven.ven_id: (ven, due[ven.ven_id]) for ven in push_vens if ven.ven_id in due}
+
+    async def _post_ready(self) -> None:
+        while True:
+            ven, due = await self._ready.get()
+            self._room.set()
+            try:
+                reply = await self._post(ven, due.payload)
             except asyncio.CancelledError:
                 raise
             except Exception as err:
-                self._retry_later(ven_id, err)
-                return
-            self._failures.pop(ven_id, None)
-            if not delivered and ven_id not in self._again:
-                return
+                self._retry_later(ven.ven_id, err)
+                continue
+            self._failures.pop(ven.ven_id, None)
+            self._answered.append(_Answered(ven, due, reply, self.context.clock()))
+            self._has_answers.set()
 
     def _retry_later(self, ven_id: VenId, err: Exception) -> None:
+        self._active.discard(ven_id)
+        self._again.discard(ven_id)
         failures = self._failures[ven_id] = self._failures.get(ven_id, 0) + 1
         delay = retry_delay(failures, self.config, self.rng.random()).total_seconds()
-        if isinstance(err, PushFailed | OadrError):
+        if isinstance(err, PushFailed | OadrError | SQLAlchemyError | OSError):
             log.warning(
                 "push to VEN %s failed (%d in a row), retrying in %.1f s: %s",
                 ven_id, failures, delay, err,
@@ -259,7 +294,6 @@ class Pusher:
                 "unexpected push failure for VEN %s, reference %s, retrying in %.1f s",
                 ven_id, reference, delay, exc_info=err,
             )  # fmt: skip
-        self._again.discard(ven_id)
 
         def retry() -> None:
             self._backoff.pop(ven_id, None)
@@ -267,49 +301,104 @@ class Pusher:
 
         self._backoff[ven_id] = asyncio.get_running_loop().call_later(delay, retry)
 
-    async def _push_next(self, ven_id: VenId) -> bool:
-        """Push the next message due to this VEN; False if there is nothing (or not a push VEN)."""
-        async with self.context.store.transaction() as tx:
-            ven = await tx.vens.get(ven_id)
-            if ven is None or not is_push_ven(ven):
-                return False
-            due = await next_due(self.context, tx, ven, self.context.clock())
-        if due is None:
-            return False
-        reply = await self._post(ven, due.payload)
-        now = self.context.clock()
-        first = await self._record(ven, due, now)
-        if not first:  # another pusher or a poll delivered it meanwhile: on record once only
-            log.warning(
-                "VEN %s already had this %s; not marked again", ven_id, type(due.payload).__name__
-            )
-            return True
-        log.info("pushed %s to VEN %s", type(due.payload).__name__, ven_id)
-        await self._handle_reply(ven, due, reply, now)
-        return True
+    async def _record(self) -> None:
+        """Group commits of the answers that arrived while the previous batch was written."""
+        while True:
+            await self._has_answers.wait()
+            self._has_answers.clear()
+            batch, self._answered = self._answered, []
+            if not batch:
+                continue
+            try:
+                outcomes = await self._record_batch(batch)
+            except Exception as err:  # every VEN in it is pushed again later
+                for answered in batch:
+                    self._retry_later(answered.ven.ven_id, err)
+                continue
+            finally:
+                self.recorded_batches += 1
+            for answered, outcome in zip(batch, outcomes, strict=True):
+                self._recorded(answered, outcome)
 
-    async def _record(self, ven: VenRecord, due: Due, now: datetime) -> bool:
-        """Mark `due` delivered (False: someone else had); the VEN has answered, so a database
-        failure here is retried on its own rather than by pushing the message again."""
+    async def _record_batch(self, batch: list[_Answered]) -> list[VenRecord | str | None]:
+        """Mark each answered push delivered and store its oadrCreatedEvent, in one transaction
+        of a few statements however many; retried on a database failure (the VENs answered)."""
         attempt = 0
         while True:
             attempt += 1
             try:
                 async with self.context.store.transaction() as tx:
-                    first = await still_due(tx, ven.ven_id, due)
-                    if first:
-                        current = await tx.vens.get(ven.ven_id)
-                        await mark_delivered(tx, current or ven, due, now)
-                return first
+                    return await self._mark(tx, batch)
             except (SQLAlchemyError, OSError) as err:
                 if attempt >= self.config.record_attempts:
                     raise
                 delay = min(0.25 * 2**attempt, 5.0)
                 log.warning(
-                    "VEN %s answered, recording failed (attempt %d), again in %.2f s: %s",
-                    ven.ven_id, attempt, delay, err,
+                    "%d VENs answered, recording failed (attempt %d), again in %.2f s: %s",
+                    len(batch), attempt, delay, err,
                 )  # fmt: skip
                 await asyncio.sleep(delay)
+
+    async def _mark(self, tx: Tx, batch: list[_Answered]) -> list[VenRecord | str | None]:
+        """Per answered push: the VEN, its delivery marked; None if it had been delivered
+        meanwhile (another pusher or a poll: on record once only); or why its oadrCreatedEvent
+        was refused (the delivery is marked all the same)."""
+        locked = await tx.vens.lock_among(a.ven.ven_id for a in batch)
+        event_ids = sorted({e.event_id for a in batch for e in a.due.events})
+        sent = await tx.deliveries.sent_records(sorted(locked), event_ids)
+        undelivered = await tx.outbox.undelivered_among(
+            [a.due.outbox_id for a in batch if a.due.outbox_id is not None]
+        )
+        sent_to: dict[str, dict[EventId, Sent]] = {}
+        for (to, event_id), record in sent.items():
+            sent_to.setdefault(to, {})[event_id] = record
+        outcomes: list[VenRecord | str | None] = []
+        delivered: list[tuple[VenRecord, Due, datetime]] = []
+        answers: list[OptAnswer] = []
+        seen: list[tuple[str, datetime]] = []
+        for answered in batch:
+            ven_id = answered.ven.ven_id
+            ven = locked.get(ven_id)
+            ven_sent = sent_to.get(ven_id, {})
+            if ven is None or not still_due(answered.due, ven_sent, undelivered):
+                outcomes.append(None)
+                continue
+            delivered.append((ven, answered.due, answered.at))
+            outcome: VenRecord | str = ven
+            reply = answered.reply
+            if isinstance(reply, CreatedEvent):
+                seen.append((ven_id, answered.at))
+                numbers = {e: r.modification_number for e, r in ven_sent.items()}
+                numbers.update((e.event_id, e.modification_number) for e in answered.due.events)
+                caller = Caller(None if self.trust is None else ven.fingerprint)
+                try:
+                    authorize_caller(ven, reply.ven_id, caller)
+                    answers += ei_event.answers(ven_id, reply, numbers, answered.at)
+                except OadrError as err:
+                    outcome = f"refused with {int(err.code)}: {err.message}"
+            outcomes.append(outcome)
+        await mark_delivered_many(tx, delivered)
+        await tx.vens.touch_many(seen)
+        await tx.deliveries.record_opts(answers)
+        return outcomes
+
+    def _recorded(self, answered: _Answered, outcome: VenRecord | str | None) -> None:
+        ven_id, kind = answered.ven.ven_id, type(answered.due.payload).__name__
+        if outcome is None:
+            log.warning("VEN %s already had this %s; not marked again", ven_id, kind)
+        elif isinstance(outcome, str):
+            log.warning("VEN %s's reply to a pushed %s %s", ven_id, kind, outcome)
+        else:
+            log.info("pushed %s to VEN %s", kind, ven_id)
+        reply = answered.reply
+        if isinstance(outcome, VenRecord) and not (
+            reply is None or isinstance(reply, Response | CreatedEvent)
+        ):
+            task = asyncio.get_running_loop().create_task(self._handle_reply(outcome, answered))
+            self._replies.add(task)
+            task.add_done_callback(self._replies.discard)
+            return
+        self._release(ven_id, look_again=True)
 
     async def _post(self, ven: VenRecord, payload: Payload) -> Payload | None:
         """POST `payload` to the VEN; its valid reply (None: an empty 200 where that is allowed)."""
@@ -353,18 +442,19 @@ class Pusher:
             raise PushFailed(f"{url} signed its reply with another certificate than its own")
         return reply
 
-    async def _handle_reply(
-        self, ven: VenRecord, due: Due, reply: Payload | None, now: datetime
-    ) -> None:
-        """Handle the VEN's reply as if it had posted it (oadrCreatedEvent, oadrRegisteredReport,
-        ...); oadrResponse just closes the exchange. The message is delivered either way."""
-        if reply is None or isinstance(reply, Response):
-            return
+    async def _handle_reply(self, ven: VenRecord, answered: _Answered) -> None:
+        """Handle a reply other than oadrCreatedEvent (oadrRegisteredReport, ...) as if the VEN
+        had posted it, after its push was recorded; then look at the VEN again."""
+        assert answered.reply is not None
         caller = Caller(None if self.trust is None else ven.fingerprint)
         try:
-            await services.handle(self.context, reply, caller, now)
+            await services.handle(self.context, answered.reply, caller, answered.at)
         except OadrError as err:
             log.warning(
                 "VEN %s's reply to a pushed %s refused with %d: %s",
-                ven.ven_id, type(due.payload).__name__, int(err.code), err.message,
+                ven.ven_id, type(answered.due.payload).__name__, int(err.code), err.message,
             )  # fmt: skip
+        except (SQLAlchemyError, OSError) as err:
+            log.warning("VEN %s's reply to a pushed message not stored: %s", ven.ven_id, err)
+        finally:
+            self._release(ven.ven_id, look_again=True)

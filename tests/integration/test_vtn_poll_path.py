@@ -35,6 +35,7 @@ from vtn.quiet import QuietPolls
 from vtn.services import oadr_poll, operator
 from vtn.services.context import Caller, Context
 from vtn.store.db import Store
+from vtn.store.events import OptAnswer
 from vtn.vens import Status, VenRecord
 
 POLL_INTERVAL = timedelta(seconds=10)
@@ -325,8 +326,9 @@ async def test_a_list_sent_but_never_answered_is_sent_again_after_three_poll_int
     assert isinstance(await poll(context, NOW + grace + POLL_INTERVAL), Response), "not before"
 
     async with context.store.transaction() as tx:  # the VEN's oadrCreatedEvent arrives
-        await tx.deliveries.record_opt(
-            VEN, created.event_id, 0, OptType.OPT_IN, 200, NOW + grace + POLL_INTERVAL
+        at = NOW + grace + POLL_INTERVAL
+        await tx.deliveries.record_opts(
+            [OptAnswer(VEN, created.event_id, 0, OptType.OPT_IN, 200, at)]
         )
     for polls in (2, 5, 20):
         assert isinstance(await poll(context, NOW + polls * grace), Response), "answered: done"

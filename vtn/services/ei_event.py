@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -15,10 +16,12 @@ from oadr.model import (
     RequestEvent,
     RequestId,
     Response,
+    VenId,
 )
 from vtn import delivery
 from vtn.services.context import Caller, Context, Handler, authorized_ven
 from vtn.store.db import Tx
+from vtn.store.events import OptAnswer
 from vtn.vens import VenRecord
 
 
@@ -57,27 +60,45 @@ async def created_event(
     async with context.store.transaction() as tx:
         ven = await authorized_ven(tx, created.ven_id, caller)
         await tx.vens.touch(ven.ven_id, now)
-        sent = await tx.deliveries.sent(
-            ven.ven_id, [answer.event_id for answer in created.event_responses]
-        )
-        for answer in created.event_responses:
-            latest = sent.get(answer.event_id)
-            if latest is None:
-                raise InvalidId(f"event {answer.event_id!r} was never sent to this VEN")
-            if answer.modification_number > latest:
-                raise InvalidId(
-                    f"event {answer.event_id!r} has no modification {answer.modification_number}"
-                    " sent to this VEN"
-                )
-            await tx.deliveries.record_opt(
-                ven.ven_id,
+        await record_answers(tx, ven, created, now)
+    return Response(response=ok_response(created.response.request_id), ven_id=ven.ven_id)
+
+
+async def record_answers(tx: Tx, ven: VenRecord, created: CreatedEvent, now: datetime) -> None:
+    """Store each answer of the VEN's oadrCreatedEvent; InvalidId, with nothing stored, when one
+    answers an event or a modification it was never sent."""
+    sent = await tx.deliveries.sent(
+        ven.ven_id, [answer.event_id for answer in created.event_responses]
+    )
+    await tx.deliveries.record_opts(answers(ven.ven_id, created, sent, now))
+
+
+def answers(
+    ven_id: VenId, created: CreatedEvent, sent: Mapping[EventId, int], now: datetime
+) -> list[OptAnswer]:
+    """The opt answers of an oadrCreatedEvent, given the modification of each event the VEN was
+    sent; InvalidId for an answer to an event or a modification it was never sent. Pure."""
+    found = []
+    for answer in created.event_responses:
+        latest = sent.get(answer.event_id)
+        if latest is None:
+            raise InvalidId(f"event {answer.event_id!r} was never sent to this VEN")
+        if answer.modification_number > latest:
+            raise InvalidId(
+                f"event {answer.event_id!r} has no modification {answer.modification_number}"
+                " sent to this VEN"
+            )
+        found.append(
+            OptAnswer(
+                ven_id,
                 answer.event_id,
                 answer.modification_number,
                 answer.opt_type,
                 answer.code,
                 now,
             )
-    return Response(response=ok_response(created.response.request_id), ven_id=ven.ven_id)
+        )
+    return found
 
 
 HANDLERS: dict[type[Any], Handler] = {RequestEvent: request_event, CreatedEvent: created_event}

@@ -21,6 +21,7 @@ is committed (`vtn.store.changes`); their last-seen times are written in batches
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from oadr.model import (
     Poll,
     RequestId,
     Response,
+    VenId,
 )
 from vtn import delivery, vens
 from vtn.quiet import key_of as quiet_key
@@ -80,20 +82,10 @@ async def _next_due(
     next polls are not quiet: the list may have to go again)."""
     awaiting = False
     if hints is None or hints.current_events:
-        listed, sent, numbers = await _current_list(tx, ven, now)
-        if delivery.due(listed, numbers) or delivery.unanswered(
-            listed, sent, now, resend_after(context)
-        ):
-            distribute = DistributeEvent(
-                request_id=RequestId(context.new_id()),
-                vtn_id=context.settings.vtn_id,
-                events=listed,
-            )
-            resent = tuple(
-                e.event_id for e in listed if numbers.get(e.event_id) == e.modification_number
-            )
-            return Due(distribute, events=listed, resent=resent), True
-        awaiting = delivery.awaiting_answer(listed, sent)
+        current = await tx.events.current_with_sent(ven.ven_id, now)
+        due, awaiting = list_due(context, ven, current, now)
+        if due is not None:
+            return due, True
     if hints is None or hints.next_message is not None:
         queued = await tx.outbox.next(ven.ven_id)  # locks the row: delivered once
         if queued is not None:
@@ -102,12 +94,36 @@ async def _next_due(
     return None, awaiting
 
 
-async def _current_list(
-    tx: Tx, ven: vens.VenRecord, now: datetime
-) -> tuple[tuple[Event, ...], dict[EventId, delivery.Sent], dict[EventId, int]]:
-    """As `ei_event.current_list`, in one statement: the VEN's event list, what it was sent of
-    each, and just the modification numbers sent."""
-    current = await tx.events.current_with_sent(ven.ven_id, now)
+async def due_among(
+    context: Context, tx: Tx, among: Sequence[vens.VenRecord], now: datetime
+) -> dict[VenId, Due]:
+    """`next_due` for many VENs in three queries, however many (push planning). Queued messages
+    are not locked here: whoever records a delivery checks it again under lock."""
+    ven_ids = [ven.ven_id for ven in among]
+    current = await tx.events.current(now)
+    sent = await tx.deliveries.sent_records(ven_ids, [event.event_id for event in current])
+    queued = await tx.outbox.next_among(ven_ids)
+    found: dict[VenId, Due] = {}
+    for ven in among:
+        with_sent = [(event, sent.get((ven.ven_id, event.event_id))) for event in current]
+        due, _ = list_due(context, ven, with_sent, now)
+        if due is None and ven.ven_id in queued:
+            message_id, payload = queued[ven.ven_id]
+            due = Due(payload, outbox_id=message_id)
+        if due is not None:
+            found[ven.ven_id] = due
+    return found
+
+
+def list_due(
+    context: Context,
+    ven: vens.VenRecord,
+    current: Sequence[tuple[Event, delivery.Sent | None]],
+    now: datetime,
+) -> tuple[Due | None, bool]:
+    """The VEN's event list if it is due (a modification not sent, or one sent and unanswered
+    too long), from the current events and what it was sent of each; and whether it still owes
+    an answer. Pure (`context` gives only ids and settings)."""
     listed = delivery.events_for(ven, (event for event, _ in current), now)
     ids = {event.event_id for event in listed}
     sent = {
@@ -116,7 +132,20 @@ async def _current_list(
         if record is not None and event.event_id in ids
     }
     numbers = {event_id: record.modification_number for event_id, record in sent.items()}
-    return delivery.visible(listed, numbers), sent, numbers
+    listed = delivery.visible(listed, numbers)
+    if delivery.due(listed, numbers) or delivery.unanswered(
+        listed, sent, now, resend_after(context)
+    ):
+        distribute = DistributeEvent(
+            request_id=RequestId(context.new_id()),
+            vtn_id=context.settings.vtn_id,
+            events=listed,
+        )
+        resent = tuple(
+            e.event_id for e in listed if numbers.get(e.event_id) == e.modification_number
+        )
+        return Due(distribute, events=listed, resent=resent), True
+    return None, delivery.awaiting_answer(listed, sent)
 
 
 def seen_recently(ven: vens.VenRecord, now: datetime, poll_interval: timedelta) -> bool:
@@ -128,16 +157,28 @@ def seen_recently(ven: vens.VenRecord, now: datetime, poll_interval: timedelta) 
 
 async def mark_delivered(tx: Tx, ven: vens.VenRecord, due: Due, now: datetime) -> None:
     """Record that the VEN has `due`: each event modification and each queued message once."""
-    if due.outbox_id is None:
-        # Only raises what was recorded (`mark_sent`): a newer modification may have reached
-        # the VEN meanwhile (a push VEN may poll too), and going back would send it again.
-        await tx.deliveries.mark_sent(ven.ven_id, due.events, now)
-        await tx.deliveries.resent(ven.ven_id, due.resent, now)
-        return
-    await tx.outbox.mark_delivered(due.outbox_id, now)
-    if isinstance(due.payload, CancelPartyRegistration):
-        # N1_0040: the registration ends once the VEN has been told.
-        await tx.vens.save(vens.deregistered(ven, now))
+    await mark_delivered_many(tx, [(ven, due, now)])
+
+
+async def mark_delivered_many(
+    tx: Tx, delivered: Sequence[tuple[vens.VenRecord, Due, datetime]]
+) -> None:
+    """`mark_delivered` for many, in a few statements however many (push recording)."""
+    # Only raises what was recorded (`mark_sent_many`): a newer modification may have reached
+    # the VEN meanwhile (a push VEN may poll too), and going back would send it again.
+    await tx.deliveries.mark_sent_many(
+        [(ven.ven_id, due.events, at) for ven, due, at in delivered if due.outbox_id is None]
+    )
+    for ven, due, at in delivered:
+        if due.resent:
+            await tx.deliveries.resent(ven.ven_id, due.resent, at)
+    await tx.outbox.mark_delivered_many(
+        [(due.outbox_id, at) for _, due, at in delivered if due.outbox_id is not None]
+    )
+    for ven, due, at in delivered:
+        if isinstance(due.payload, CancelPartyRegistration):
+            # N1_0040: the registration ends once the VEN has been told.
+            await tx.vens.save(vens.deregistered(ven, at))
 
 
 async def poll(context: Context, request: Poll, caller: Caller, now: datetime) -> Payload:

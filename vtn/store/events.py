@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import Insert, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -54,6 +55,48 @@ _CURRENT_WITH_SENT = (
     .where(_NOT_OVER)
     .order_by(events.c.starts_at, events.c.event_id)
 )
+
+
+@functools.cache
+def _mark_sent(dialect_name: str) -> Insert:
+    """`Deliveries.mark_sent_many`'s statement, built once per dialect (building `excluded`
+    and compiling an upsert each time cost more than running it)."""
+    insert_ = (postgresql if dialect_name == "postgresql" else sqlite).insert
+    statement = insert_(event_deliveries)
+    newer = statement.excluded
+    upsert: Insert = statement.on_conflict_do_update(
+        index_elements=[event_deliveries.c.event_id, event_deliveries.c.ven_id],
+        set_={"modification_number": newer.modification_number, "delivered_at": newer.delivered_at},
+        where=event_deliveries.c.modification_number < newer.modification_number,
+    )
+    return upsert
+
+
+_RECORD_OPT = (
+    update(event_deliveries)
+    .where(
+        event_deliveries.c.event_id == bindparam("event"),
+        event_deliveries.c.ven_id == bindparam("ven"),
+    )
+    .values(
+        opt_type=bindparam("opt"),
+        opt_modification_number=bindparam("number"),
+        response_code=bindparam("code"),
+        responded_at=bindparam("at"),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OptAnswer:
+    """A VEN's optIn/optOut for one modification of one event (`Deliveries.record_opts`)."""
+
+    ven_id: VenId
+    event_id: EventId
+    modification_number: int
+    opt_type: OptType
+    response_code: int
+    at: datetime
 
 
 class Events:
@@ -162,35 +205,48 @@ class Deliveries:
             for row in await self.connection.execute(query)
         }
 
+    async def sent_records(
+        self, ven_ids: Sequence[str], event_ids: Sequence[str]
+    ) -> dict[tuple[VenId, EventId], Sent]:
+        """What each of these VENs was sent of each of these events, in one query."""
+        if not ven_ids or not event_ids:
+            return {}
+        query = select(
+            event_deliveries.c.ven_id,
+            event_deliveries.c.event_id,
+            event_deliveries.c.modification_number,
+            event_deliveries.c.delivered_at,
+            event_deliveries.c.opt_modification_number,
+        ).where(
+            event_deliveries.c.ven_id.in_(list(ven_ids)),
+            event_deliveries.c.event_id.in_(list(event_ids)),
+        )
+        return {
+            (VenId(row.ven_id), EventId(row.event_id)): Sent(
+                int(row.modification_number), row.delivered_at, row.opt_modification_number
+            )
+            for row in await self.connection.execute(query)
+        }
+
     async def mark_sent(self, ven_id: str, sent: Sequence[Event], now: datetime) -> None:
-        """Record each event's modification as sent to this VEN, in one statement. A number
+        await self.mark_sent_many([(ven_id, sent, now)])
+
+    async def mark_sent_many(self, sent: Sequence[tuple[str, Sequence[Event], datetime]]) -> None:
+        """Record each event's modification as sent to each VEN, in one executemany. A number
         already recorded is never lowered (a push and a poll may overlap: going back would send
         the newer modification again), and one already recorded keeps its time."""
-        if not sent:
-            return
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(event_deliveries).values(
-            [
-                {
-                    "event_id": event.event_id,
-                    "ven_id": ven_id,
-                    "modification_number": event.modification_number,
-                    "delivered_at": now,
-                }
-                for event in sent
-            ]
-        )
-        newer = statement.excluded
-        await self.connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[event_deliveries.c.event_id, event_deliveries.c.ven_id],
-                set_={
-                    "modification_number": newer.modification_number,
-                    "delivered_at": newer.delivered_at,
-                },
-                where=event_deliveries.c.modification_number < newer.modification_number,
-            )
-        )
+        rows = [
+            {
+                "event_id": event.event_id,
+                "ven_id": ven_id,
+                "modification_number": event.modification_number,
+                "delivered_at": at,
+            }
+            for ven_id, listed, at in sent
+            for event in listed
+        ]
+        if rows:
+            await self.connection.execute(_mark_sent(self.connection.dialect.name), rows)
 
     async def resent(self, ven_id: str, event_ids: Sequence[str], now: datetime) -> None:
         """The list went out again with these events in the same modification (`Sent.at`)."""
@@ -204,29 +260,23 @@ class Deliveries:
                 .values(delivered_at=now)
             )
 
-    async def record_opt(
-        self,
-        ven_id: str,
-        event_id: str,
-        modification_number: int,
-        opt_type: OptType,
-        response_code: int,
-        now: datetime,
-    ) -> bool:
-        """Store the VEN's answer to one modification; False if it was never sent that event."""
-        result = await self.connection.execute(
-            update(event_deliveries)
-            .where(
-                and_(event_deliveries.c.event_id == event_id, event_deliveries.c.ven_id == ven_id)
+    async def record_opts(self, answers: Sequence[OptAnswer]) -> None:
+        """Store each VEN's answer to one modification of an event it was sent (one executemany)."""
+        if answers:
+            await self.connection.execute(
+                _RECORD_OPT,
+                [
+                    {
+                        "ven": a.ven_id,
+                        "event": a.event_id,
+                        "number": a.modification_number,
+                        "opt": a.opt_type.value,
+                        "code": a.response_code,
+                        "at": a.at,
+                    }
+                    for a in answers
+                ],
             )
-            .values(
-                opt_type=opt_type.value,
-                opt_modification_number=modification_number,
-                response_code=response_code,
-                responded_at=now,
-            )
-        )
-        return bool(result.rowcount)
 
     async def for_event(self, event_id: str) -> list[Delivery]:
         return await self.for_events([event_id])

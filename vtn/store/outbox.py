@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -22,6 +23,13 @@ _NEXT = (
     .order_by(outbox.c.id)
     .limit(1)
     .with_for_update()
+)
+
+
+_MARK_DELIVERED = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("message_id"))
+    .values(delivered_at=bindparam("at"))
 )
 
 
@@ -51,10 +59,45 @@ class Outbox:
             return None
         return int(row.id), jsonform.load(_TYPES[row.payload_type], row.body)
 
-    async def mark_delivered(self, message_id: int, now: datetime) -> None:
-        await self.connection.execute(
-            update(outbox).where(outbox.c.id == message_id).values(delivered_at=now)
+    async def next_among(self, ven_ids: Sequence[str]) -> dict[str, tuple[int, Payload]]:
+        """`next` for many VENs in one query, without locking (push planning: the delivery is
+        checked again under lock when it is recorded, `undelivered_among`)."""
+        if not ven_ids:
+            return {}
+        oldest = (
+            select(func.min(outbox.c.id))
+            .where(outbox.c.ven_id.in_(list(ven_ids)), outbox.c.delivered_at.is_(None))
+            .group_by(outbox.c.ven_id)
         )
+        query = select(outbox.c.id, outbox.c.ven_id, outbox.c.payload_type, outbox.c.body).where(
+            outbox.c.id.in_(oldest)
+        )
+        return {
+            row.ven_id: (int(row.id), jsonform.load(_TYPES[row.payload_type], row.body))
+            for row in await self.connection.execute(query)
+        }
+
+    async def undelivered_among(self, message_ids: Sequence[int]) -> set[int]:
+        """Which of these messages are still undelivered, their rows locked until the
+        transaction ends (a poll handing one out holds the same lock: `next`)."""
+        if not message_ids:
+            return set()
+        query = (
+            select(outbox.c.id)
+            .where(outbox.c.id.in_(sorted(message_ids)), outbox.c.delivered_at.is_(None))
+            .order_by(outbox.c.id)
+            .with_for_update()
+        )
+        return {int(i) for i in (await self.connection.execute(query)).scalars()}
+
+    async def mark_delivered(self, message_id: int, now: datetime) -> None:
+        await self.mark_delivered_many([(message_id, now)])
+
+    async def mark_delivered_many(self, delivered: Sequence[tuple[int, datetime]]) -> None:
+        if delivered:
+            await self.connection.execute(
+                _MARK_DELIVERED, [{"message_id": i, "at": at} for i, at in delivered]
+            )
 
     async def pending(self, ven_id: str) -> int:
         query = select(func.count()).where(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -127,12 +128,13 @@ class Vens:
         self.connection = connection
         self.changes = TxChanges() if changes is None else changes
 
-    async def get(self, ven_id: str) -> VenRecord | None:
-        row = (
-            (await self.connection.execute(select(vens).where(vens.c.ven_id == ven_id)))
-            .mappings()
-            .first()
-        )
+    async def get(self, ven_id: str, *, for_update: bool = False) -> VenRecord | None:
+        """The VEN; `for_update` locks its row until the transaction ends (who marks this VEN's
+        deliveries, a poll or a pusher, takes turns)."""
+        query = select(vens).where(vens.c.ven_id == ven_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.connection.execute(query)).mappings().first()
         return None if row is None else _record(row)
 
     async def by_fingerprint(self, fingerprint: str) -> VenRecord | None:
@@ -163,6 +165,23 @@ class Vens:
     async def touch(self, ven_id: str, now: datetime) -> None:
         await self.connection.execute(_TOUCH, {"id": ven_id, "now": now})
 
+    async def touch_many(self, seen: Sequence[tuple[str, datetime]]) -> None:
+        """`touch` for many VENs, in one executemany."""
+        if seen:
+            await self.connection.execute(_TOUCH, [{"id": v, "now": at} for v, at in seen])
+
+    async def lock_among(self, ven_ids: Iterable[str]) -> dict[str, VenRecord]:
+        """These VENs (those that exist), their rows locked in venID order until the
+        transaction ends (`get(for_update=True)` for many)."""
+        query = (
+            select(vens)
+            .where(vens.c.ven_id.in_(sorted(set(ven_ids))))
+            .order_by(vens.c.ven_id)
+            .with_for_update()
+        )
+        rows = (await self.connection.execute(query)).mappings()
+        return {row["ven_id"]: _record(row) for row in rows}
+
     async def page(
         self, *, status: Status | None = None, offset: int = 0, limit: int = 100
     ) -> list[VenRecord]:
@@ -186,11 +205,11 @@ class Vens:
         query = select(func.count()).select_from(vens).where(vens.c.last_seen_at >= since)
         return int((await self.connection.execute(query)).scalar_one())
 
-    async def push_among(self, ven_ids: list[str]) -> set[str]:
-        """Which of these VENs take HTTP push (`vtn.push.is_push_ven`), in one query."""
+    async def push_among(self, ven_ids: list[str]) -> list[VenRecord]:
+        """Those of these VENs that take HTTP push (`vtn.push.is_push_ven`), in one query."""
         if not ven_ids:
-            return set()
-        query = select(vens.c.ven_id).where(
+            return []
+        query = select(vens).where(
             vens.c.ven_id.in_(ven_ids),
             vens.c.status == Status.APPROVED.value,
             vens.c.registration_id.is_not(None),
@@ -198,7 +217,7 @@ class Vens:
             vens.c.transport_address.is_not(None),
             vens.c.transport_address != "",
         )
-        return set((await self.connection.execute(query)).scalars())
+        return [_record(row) for row in (await self.connection.execute(query)).mappings()]
 
     async def registered(self) -> list[VenRecord]:
         """Every approved VEN with a live registration (event fan-out, push)."""
