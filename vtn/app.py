@@ -91,21 +91,22 @@ def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Applicati
 
     # HTTP push (vtn/push.py): services publish wake-ups after commit (vtn/wakeups.py). On
     # SQLite they call the pusher directly and it starts with the app; on PostgreSQL they reach
-    # every worker by LISTEN/NOTIFY and only the worker holding the leader lock runs the pusher
-    # (starting it pushes whatever is still due). All of it stops before the store closes.
+    # every worker by LISTEN/NOTIFY and each worker pushes to the VENs of the shards it holds
+    # (taking a shard pushes whatever is still due there). All of it stops before the store
+    # closes.
     pusher = Pusher(context, config.push, config.trust, random.Random())
     wakeups = for_store(
         context.store, wake=pusher.wake, leader=pusher, retry=config.push.leader_retry
     )
     context.notify = wakeups.publish
-    app[WAKEUPS] = wakeups  # which worker leads, for tests and operators
+    app[WAKEUPS] = wakeups  # which shards this worker pushes, for tests and operators
 
     async def _start_push(app: web.Application) -> None:
         await quiet.start()
         await wakeups.start()
 
     async def _stop_push(app: web.Application) -> None:
-        await wakeups.stop()  # stops the pusher if it ran here, and releases the leader lock
+        await wakeups.stop()  # stops the pusher and releases this worker's shard locks
         await quiet.stop()  # writes the last-seen times still queued
 
     app.on_startup.append(_start_push)

@@ -32,15 +32,15 @@ exponential backoff with jitter (a timer, no task waits for it). Once the VEN an
 database failure while recording is retried on its own (the batch again, `record_attempts`
 times), so a VEN is not pushed the same message again for a database hiccup.
 
-With several workers (`vtn.wakeups`) only the one holding the leader lock runs a Pusher, started
-when it gains the lock and stopped when it loses it; wake-ups reach it through PostgreSQL. Two
-pushers can still overlap for a moment (a leader whose connection the server dropped pushes until
-it notices), and both may then POST the same message. The commit is what stays single: the
-transaction that marks a message delivered first locks the VEN's row (as a poll does, by
-touching it) and re-reads whether the message is still undelivered. Whoever comes second finds it
-delivered, marks nothing and ignores its copy of the reply, so the record shows each event
-modification and each queued message delivered once, and a CancelPartyRegistration ends the
-registration once.
+With several workers (`vtn.wakeups`) each worker's Pusher pushes to the VENs of the shards that
+worker holds (`serve(shards)`: `wakeups.shard_of` a venID); wake-ups reach every worker through
+PostgreSQL and each Pusher ignores the VENs that are not its own. Two pushers can still overlap for
+a moment on one VEN (a worker whose connection the server dropped pushes until it notices, or a
+shard changing hands), and both may then POST the same message. The commit is what stays single: the
+transaction that marks a message delivered first locks the VEN's row (as a poll does, by touching
+it) and re-reads whether the message is still undelivered. Whoever comes second finds it delivered,
+marks nothing and ignores its copy of the reply, so the record shows each event modification and
+each queued message delivered once, and a CancelPartyRegistration ends the registration once.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ from vtn.services.oadr_poll import Due, due_among, mark_delivered_many
 from vtn.store.db import Tx
 from vtn.store.events import OptAnswer
 from vtn.vens import VenRecord
+from vtn.wakeups import ALL_SHARDS, shard_of
 
 log = logging.getLogger("flex4grid.vtn.push")
 
@@ -91,8 +92,8 @@ class PushConfig:
     concurrency: int = 32
     # Attempts at recording a batch of answers before its pushes count as failed.
     record_attempts: int = 5
-    # With several workers: how often a follower tries to become the one that pushes, and the
-    # leader checks it still is (vtn.wakeups).
+    # With several workers: how often each re-counts the workers and rebalances the push
+    # shards it holds (vtn.wakeups).
     leader_retry: timedelta = timedelta(seconds=3)
 
 
@@ -170,11 +171,30 @@ class Pusher:
         self._failures: dict[VenId, int] = {}
         self._backoff: dict[VenId, asyncio.TimerHandle] = {}  # retry scheduled
         self._tasks: list[asyncio.Task[None]] = []
+        self._shards: frozenset[int] = frozenset()  # whose VENs this Pusher pushes to
         self._replies: set[asyncio.Task[None]] = set()  # replies being handled (`_release`)
         self.recorded_batches = 0
 
+    async def serve(self, shards: frozenset[int]) -> None:
+        """Push to the VENs of these shards from now on (`vtn.wakeups`); none: stop. The VENs
+        of shards it did not have are looked at at once: what is due survived a restart."""
+        if not shards:
+            await self.stop()
+            return
+        gained, self._shards = shards - self._shards, shards
+        if self._session is None:
+            await self._open()
+        if gained:
+            await self._wake_push_vens()
+
     async def start(self) -> None:
-        """Open the HTTP client and wake every push VEN: whatever is due survived a restart."""
+        """Push to every VEN (one process, or tests)."""
+        await self.serve(ALL_SHARDS)
+
+    def _mine(self, ven_id: VenId) -> bool:
+        return shard_of(ven_id) in self._shards
+
+    async def _open(self) -> None:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self.config.tls or True),
             timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
@@ -187,15 +207,18 @@ class Pusher:
             loop.create_task(self._post_ready(), name=f"vtn-push-{i}")
             for i in range(max(1, self.config.concurrency))
         ]
+
+    async def _wake_push_vens(self) -> None:
         async with self.context.store.transaction() as tx:
             push_vens = [ven for ven in await tx.vens.registered() if is_push_ven(ven)]
         for ven in push_vens:
-            self.wake(ven.ven_id)
+            self.wake(ven.ven_id)  # only this Pusher's own
 
     async def stop(self) -> None:
         # Stopped before the tasks are awaited, so a wake() meanwhile queues nothing;
-        # forgotten, so a later start() (leadership regained, vtn.wakeups) begins afresh.
+        # forgotten, so a later serve() (shards taken again, vtn.wakeups) begins afresh.
         session, self._session = self._session, None  # later wake()s are ignored
+        self._shards = frozenset()
         tasks, self._tasks = self._tasks + list(self._replies), []
         for handle in self._backoff.values():
             handle.cancel()
@@ -213,8 +236,8 @@ class Pusher:
 
     def wake(self, ven_id: VenId) -> None:
         """Something may be due for this VEN (called after commit); cheap for pull VENs."""
-        if self._session is None:
-            return  # not started (or stopped): start() scans the database anyway
+        if self._session is None or not self._mine(ven_id):
+            return  # not started (or stopped), or another worker's: whoever serves it scans
         if ven_id in self._active:
             self._again.add(ven_id)
         elif ven_id not in self._queued and ven_id not in self._backoff:
@@ -240,6 +263,10 @@ class Pusher:
                 batch.append(self._woken.get_nowait())
             for ven_id in batch:
                 self._queued.discard(ven_id)
+            batch = [ven_id for ven_id in batch if self._mine(ven_id)]  # a shard may have gone
+            if not batch:
+                continue
+            for ven_id in batch:
                 self._active.add(ven_id)
                 self._again.discard(ven_id)
             try:
@@ -267,6 +294,9 @@ class Pusher:
         while True:
             ven, due = await self._ready.get()
             self._room.set()
+            if not self._mine(ven.ven_id):  # its shard went to another worker meanwhile
+                self._release(ven.ven_id, look_again=False)
+                continue
             try:
                 reply = await self._post(ven, due.payload)
             except asyncio.CancelledError:

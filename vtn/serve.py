@@ -117,7 +117,7 @@ def check(options: ServeOptions) -> None:
 
 def connections_needed(options: ServeOptions) -> int:
     """PostgreSQL connections `vtn serve` may open at once: each worker's pool, plus the one it
-    keeps for wake-ups and push leadership (`vtn.wakeups`) when there are several workers."""
+    keeps for wake-ups and its push shards (`vtn.wakeups`) when there are several workers."""
     dedicated = 1 if options.workers > 1 else 0
     return options.workers * (options.db_connections + dedicated)
 

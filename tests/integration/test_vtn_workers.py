@@ -57,7 +57,7 @@ from vtn.config import VtnSettings
 from vtn.push import Pusher
 from vtn.services import operator
 from vtn.store.db import Store
-from vtn.wakeups import PostgresWakeups
+from vtn.wakeups import PUSH_SHARDS, SHARD_LOCK, PostgresWakeups, shard_of
 
 # PostgreSQL only: SQLite is one process, and `--workers` refuses it (test_vtn_cli).
 pytestmark = pytest.mark.parametrize(
@@ -89,6 +89,10 @@ class Worker:
     def leading(self) -> bool:
         return self.vtn.app[WAKEUPS].leading
 
+    @property
+    def shards(self) -> frozenset[int]:
+        return self.vtn.app[WAKEUPS].shards
+
     async def stop(self) -> None:
         await self.runner.cleanup()
 
@@ -117,47 +121,46 @@ async def workers(pki: DevPki, database_url: str, count: int) -> AsyncIterator[l
             await worker.stop()  # a second cleanup of a stopped one is a no-op
 
 
-async def the_leader(candidates: list[Worker]) -> Worker | None:
-    leaders = [worker for worker in candidates if worker.leading]
-    assert len(leaders) <= 1, "two workers lead at once"
-    return leaders[0] if leaders else None
+async def shared_fairly(candidates: list[Worker]) -> bool:
+    """Every shard held by exactly one of them, each holding its fair share."""
+    held = [worker.shards for worker in candidates]
+    every = sorted(shard for shards in held for shard in shards)
+    fair = -(-PUSH_SHARDS // len(candidates))
+    return every == list(range(PUSH_SHARDS)) and all(len(s) <= fair for s in held)
 
 
-async def test_only_the_leader_pushes_and_a_follower_takes_over_when_it_stops(
+async def test_workers_share_the_push_vens_and_one_takes_all_when_the_other_stops(
     pki: DevPki, database_url: str
 ) -> None:
     ven = PushVen(pki.vens[0])
     port = free_port()
     async with serving(ven, pki, port), workers(pki, database_url, 2) as (a, b):
-        leader = await wait_for("a leader", lambda: the_leader([a, b]))
-        follower = b if leader is a else a
-        # Everything goes through the follower, whose own pusher does not run: what reaches the
-        # VEN was woken across workers and pushed by the leader alone.
-        ven_id = await register_push(follower.vtn, ven, port)
+        await wait_for("the shards shared", lambda: shared_fairly([a, b]))
+        # Everything goes through the worker whose shards do not hold this VEN: what reaches
+        # it was woken across workers and pushed by the other alone.
+        ven_id = await register_push(a.vtn, ven, port)
+        pusher = a if shard_of(ven_id) in a.shards else b
+        other = b if pusher is a else a
+        event = await create_event(other.vtn, ven_id)
         await wait_for("the VTN's RegisterReport", lambda: ven.has(RegisterReport))
-        event = await create_event(follower.vtn, ven_id)
         await wait_for("the optIn to modification 0", lambda: opted(a.vtn, event.event_id, 0))
         await asyncio.sleep(0.5)  # room for a second pusher's copy to show up
         assert ven.event_modifications() == [(event.event_id, 0)]
         assert len(ven.of_type(RegisterReport)) == 1
-        assert not follower.leading
+        assert shard_of(ven_id) not in other.shards
 
-        await leader.stop()  # its connection closes: the lock is free
-        # Modified at once, probably before the follower took the lock: its startup scan or
-        # the wake-up pushes it, once either way.
+        await pusher.stop()  # its connection closes: its shard locks are free
+        # Modified at once, probably before the other took the shards: its scan on taking
+        # them or the wake-up pushes it, once either way.
         await operator.modify_event(
-            follower.vtn.context, event.event_id, actor="test", now=utc_now(), priority=2
+            other.vtn.context, event.event_id, actor="test", now=utc_now(), priority=2
         )
-        await wait_for("the follower to lead", lambda: the_leader([follower]))
-        await wait_for(
-            "the optIn to modification 1", lambda: opted(follower.vtn, event.event_id, 1)
-        )
+        await wait_for("the other to take every shard", lambda: shared_fairly([other]))
+        await wait_for("the optIn to modification 1", lambda: opted(other.vtn, event.event_id, 1))
         await operator.modify_event(
-            follower.vtn.context, event.event_id, actor="test", now=utc_now(), priority=3
+            other.vtn.context, event.event_id, actor="test", now=utc_now(), priority=3
         )
-        await wait_for(
-            "the optIn to modification 2", lambda: opted(follower.vtn, event.event_id, 2)
-        )
+        await wait_for("the optIn to modification 2", lambda: opted(other.vtn, event.event_id, 2))
         await asyncio.sleep(0.5)
 
     assert ven.event_modifications() == [(event.event_id, n) for n in range(3)]
@@ -207,7 +210,7 @@ async def test_two_overlapping_pushers_record_a_delivery_once(
     ven = SlowVen(pki.vens[2])
     port = free_port()
     async with serving(ven, pki, port), workers(pki, database_url, 1) as (worker,):
-        await wait_for("a leader", lambda: the_leader([worker]))
+        await wait_for("every shard taken", lambda: shared_fairly([worker]))
         ven_id = await register_push(worker.vtn, ven, port)
         await wait_for("the VTN's RegisterReport", lambda: ven.has(RegisterReport))
         # A second pusher on the same database, as when a leader that lost its connection has
@@ -238,18 +241,18 @@ class Recorder:
 
     woken: list[VenId] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    starts: int = 0
-    stops: int = 0
+    shards: frozenset[int] = frozenset()
+    starts: int = 0  # from no shard to some
+    stops: int = 0  # from some shards to none
 
     def wake(self, ven_id: VenId) -> None:
         self.woken.append(ven_id)
         self.arrived.set()
 
-    async def start(self) -> None:
-        self.starts += 1
-
-    async def stop(self) -> None:
-        self.stops += 1
+    async def serve(self, shards: frozenset[int]) -> None:
+        self.starts += bool(shards) and not self.shards
+        self.stops += bool(self.shards) and not shards
+        self.shards = shards
 
 
 @asynccontextmanager
@@ -276,11 +279,20 @@ async def wakeups(
         await store.close()
 
 
-def leaders(pairs: list[tuple[PostgresWakeups, Recorder]]) -> Callable[[], Awaitable[int]]:
-    async def count() -> int:
-        return sum(instance.leading for instance, _ in pairs)
+def shared(pairs: list[tuple[PostgresWakeups, Recorder]]) -> Callable[[], Awaitable[bool]]:
+    """All of them listen and push, each shard served by exactly one, each its fair share."""
 
-    return count
+    async def check() -> bool:
+        held = [recorder.shards for _, recorder in pairs]
+        every = sorted(shard for shards in held for shard in shards)
+        fair = -(-PUSH_SHARDS // len(pairs))
+        return (
+            all(instance.listening for instance, _ in pairs)
+            and every == list(range(PUSH_SHARDS))
+            and all(0 < len(shards) <= fair for shards in held)
+        )
+
+    return check
 
 
 def listening(pairs: list[tuple[PostgresWakeups, Recorder]]) -> Callable[[], Awaitable[bool]]:
@@ -316,36 +328,41 @@ async def _has_all(recorder: Recorder, ids: list[VenId]) -> bool:
     return set(ids) <= set(recorder.woken)
 
 
-async def test_exactly_one_leads_and_a_lost_connection_hands_over(database_url: str) -> None:
+async def test_each_shard_has_one_pusher_and_a_lost_connection_hands_its_shards_over(
+    database_url: str,
+) -> None:
     async with wakeups(database_url, 3) as pairs:
-        await wait_for("a leader", leaders(pairs))
-        await asyncio.sleep(3 * LEADER_RETRY.total_seconds())  # the others kept trying
-        assert [instance.leading for instance, _ in pairs].count(True) == 1
-        assert sum(recorder.starts for _, recorder in pairs) == 1
+        await wait_for("the shards shared by three", shared(pairs))
+        await asyncio.sleep(3 * LEADER_RETRY.total_seconds())  # they kept checking: stable
+        assert await shared(pairs)()
+        assert [instance.shards for instance, _ in pairs] == [r.shards for _, r in pairs]
 
-        # The server drops the leader's connection (as when its host vanishes): it stops leading,
-        # another takes over, and the dropped one reconnects and hears wake-ups again.
+        # The server drops one worker's connection (as when its host vanishes): it stops
+        # pushing, the other two share its shards, and it reconnects, hears wake-ups and gets
+        # its share back.
+        old = pairs[0][1]
         store = Store(database_url)
         try:
             async with store.engine.begin() as connection:
-                dropped = await connection.scalar(
+                terminated = await connection.scalar(
                     text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
-                        "WHERE locktype = 'advisory' AND granted AND database = "
+                        "SELECT count(DISTINCT pg_terminate_backend(pid)) FROM pg_locks "
+                        "WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND "
+                        "((classid::bigint << 32) | objid::bigint) = ANY(:keys) AND database = "
                         "(SELECT oid FROM pg_database WHERE datname = current_database())"
-                    )
+                    ),
+                    {"keys": [SHARD_LOCK + shard for shard in old.shards]},
                 )
         finally:
             await store.close()
-        assert dropped == 1
-        old = next(recorder for instance, recorder in pairs if recorder.starts == 1)
-        await wait_for("the old leader to step down", lambda: _stopped(old))
-        await wait_for("a new leader", leaders(pairs))
-        assert sum(recorder.starts for _, recorder in pairs) == 2
+        assert terminated == 1
+        await wait_for("the dropped one to stop", lambda: _stopped(old))
         await wait_for("all three to listen again", listening(pairs))
+        await wait_for("the shards shared by three again", shared(pairs))
+        assert old.starts == 2 and old.shards
         old.woken.clear()
         old.arrived.clear()
-        pairs[0][0].publish(VenId("after-reconnect"))
+        pairs[1][0].publish(VenId("after-reconnect"))
         async with asyncio.timeout(1.0):
             await old.arrived.wait()
         assert VenId("after-reconnect") in old.woken
@@ -435,7 +452,7 @@ async def test_serve_with_two_workers_shares_requests_replay_protection_and_shut
         url = f"https://127.0.0.1:{port}"
         await wait_for("both workers", lambda: _logged(log_path, "serving on https://", 2, process))
         await wait_for("/healthz", lambda: healthy(url, pki))
-        await wait_for("a worker to lead push", lambda: _logged(log_path, "leads:", 1, process))
+        await wait_for("a worker to push", lambda: _logged(log_path, "pushes to ", 1, process))
 
         # Many polls, each on a connection of its own, all answered; the kernel spread the
         # connections over both worker processes.
@@ -492,7 +509,12 @@ async def test_serve_with_two_workers_shares_requests_replay_protection_and_shut
                 break
         assert refused_by - {first_worker}, "no replay reached the other worker"
 
-        assert read_log(log_path).count("leads:") == 1  # one leader all along
+        # Both workers push, 8 shards each (they started together, or the first handed half
+        # over to the second within two of its 3 s checks).
+        async def both_push() -> bool:
+            return read_log(log_path).count("pushes to 8 of 16 shards") == 2
+
+        await wait_for("both workers to push", both_push, timeout_s=15)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
