@@ -99,6 +99,8 @@ async def due_among(
 ) -> dict[VenId, Due]:
     """`next_due` for many VENs in three queries, however many (push planning). Queued messages
     are not locked here: whoever records a delivery checks it again under lock."""
+    if not among:
+        return {}
     ven_ids = [ven.ven_id for ven in among]
     current = await tx.events.current(now)
     sent = await tx.deliveries.sent_records(ven_ids, [event.event_id for event in current])
