@@ -79,10 +79,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(arguments)
-    args = parser.parse_args(arguments)
-    handler = cast(Handler, args.handler)
-    return handler(args)
+    try:
+        parser = build_parser(arguments)
+        args = parser.parse_args(arguments)
+        handler = cast(Handler, args.handler)
+        return handler(args)
+    except KeyboardInterrupt:  # Ctrl-C before the command took over its signals (loading, ...)
+        print("flex4grid: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -252,8 +252,10 @@ def client_ssl_context(cert: Path, key: Path, trust: TrustStore) -> ssl.SSLConte
     return context
 
 
-def serve(options: ServeOptions, *, reuse_port: bool = False) -> None:
-    """Run one server process until SIGTERM/SIGINT; returns after a graceful shutdown."""
+def serve(options: ServeOptions, *, reuse_port: bool = False, worker: bool = False) -> None:
+    """Run one server process until SIGTERM/SIGINT; returns after a graceful shutdown. A
+    `worker` of `run` stops on SIGTERM only: Ctrl-C reaches the whole process group, and the
+    parent turns it into one SIGTERM per worker (a second signal would cut the shutdown)."""
     prepared = _prepare(options)
     if options.insecure_http:
         log.warning(
@@ -277,9 +279,13 @@ def serve(options: ServeOptions, *, reuse_port: bool = False) -> None:
         return built
 
     _small_tls_read_buffers()
+    loop = _event_loop(options.event_loop)
+    if worker:
+        loop.add_signal_handler(signal.SIGTERM, _graceful_exit)
     web.run_app(
         app(),
-        loop=_event_loop(options.event_loop),
+        loop=loop,
+        handle_signals=not worker,
         host=options.host,
         port=options.port,
         ssl_context=prepared.ssl_context,
@@ -336,8 +342,13 @@ def load_extensions(options: ServeOptions, store: Store) -> tuple[Extension, ...
 
 
 def _worker(options: ServeOptions) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's to handle (`serve`)
     configure_logging()  # a spawned process starts with none
-    serve(options, reuse_port=True)
+    serve(options, reuse_port=True, worker=True)
+
+
+def _graceful_exit() -> None:
+    raise web.GracefulExit()
 
 
 async def _prepare_database_once(options: ServeOptions) -> None:
@@ -365,8 +376,12 @@ def run(options: ServeOptions) -> None:
     if options.workers == 1:
         serve(options)
         return
-    _prepare(options)  # fail here, once, on bad files rather than in every worker
-    asyncio.run(_prepare_database_once(options))  # not N racing schema changes
+    try:
+        _prepare(options)  # fail here, once, on bad files rather than in every worker
+        asyncio.run(_prepare_database_once(options))  # not N racing schema changes
+    except KeyboardInterrupt:  # Ctrl-C before any worker started: nothing to stop
+        log.info("stopped before serving")
+        return
     spawn = multiprocessing.get_context("spawn")
     workers: list[SpawnProcess] = []  # by slot: the process serving it now
     started_at: list[float] = []
@@ -414,9 +429,10 @@ def run(options: ServeOptions) -> None:
         replace_at[slot] = now + pause_s
         replaced.add(worker.pid)
 
+    # Before the workers start: a Ctrl-C from now on stops them, however far they got.
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     for slot in range(options.workers):
         start(slot)
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         while True:
             now = time.monotonic()
@@ -443,7 +459,8 @@ def run(options: ServeOptions) -> None:
     failed = [
         w.exitcode
         for w in workers
-        if w.pid not in replaced and w.exitcode not in (0, -signal.SIGTERM)
+        # A worker still starting when Ctrl-C came (before it ignores SIGINT) dies of it.
+        if w.pid not in replaced and w.exitcode not in (0, -signal.SIGTERM, -signal.SIGINT)
     ]
     if failed:
         raise ServeError(f"{len(failed)} of {len(workers)} workers failed (exit {failed})")

@@ -531,6 +531,39 @@ async def test_serve_with_two_workers_shares_requests_replay_protection_and_shut
     assert "Traceback" not in log and "ERROR" not in log, log
 
 
+@pytest.mark.parametrize("when", ["starting", "serving"])
+async def test_ctrl_c_stops_every_worker_cleanly(
+    tmp_path: Path, pki: DevPki, database_url: str, when: str
+) -> None:
+    """Ctrl-C reaches the whole process group: the parent turns it into one SIGTERM per worker,
+    whose own SIGINT is ignored (a second signal used to cut a worker's shutdown: exit 1)."""
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log_path.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            *serve_command(pki, database_url, port, "--workers", "2"),
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=log_file,
+            start_new_session=True,  # its own process group, as in a terminal
+        )  # fmt: skip
+    try:
+        if when == "starting":  # the parent has prepared the database: the workers load
+            await wait_for("the schema", lambda: _logged(log_path, "PostgresqlImpl", 1, process))
+        else:
+            await wait_for("workers", lambda: _logged(log_path, "serving on", 2, process))
+            await wait_for("/healthz", lambda: healthy(f"https://127.0.0.1:{port}", pki))
+        os.killpg(process.pid, signal.SIGINT)
+        async with asyncio.timeout(30):
+            code = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = read_log(log_path)
+    assert code == 0, log
+    assert "Traceback" not in log and "workers failed" not in log, log
+
+
 async def _logged(
     path: Path, text_: str, count: int, process: asyncio.subprocess.Process | None = None
 ) -> bool:
