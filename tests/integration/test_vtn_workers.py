@@ -346,10 +346,10 @@ async def test_each_shard_has_one_pusher_and_a_lost_connection_hands_its_shards_
             async with store.engine.begin() as connection:
                 terminated = await connection.scalar(
                     text(
-                        "SELECT count(DISTINCT pg_terminate_backend(pid)) FROM pg_locks "
-                        "WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND "
-                        "((classid::bigint << 32) | objid::bigint) = ANY(:keys) AND database = "
-                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                        "SELECT count(pg_terminate_backend(pid)) FROM (SELECT DISTINCT pid "
+                        "FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+                        "AND ((classid::bigint << 32) | objid::bigint) = ANY(:keys) AND database "
+                        "= (SELECT oid FROM pg_database WHERE datname = current_database())) AS h"
                     ),
                     {"keys": [SHARD_LOCK + shard for shard in old.shards]},
                 )
@@ -436,18 +436,26 @@ def read_log(path: Path) -> str:
     return path.read_text(errors="replace")
 
 
+async def serve_two_workers(
+    tmp_path: Path, pki: DevPki, database_url: str, port: int, log_path: Path, session: bool = False
+) -> asyncio.subprocess.Process:
+    """`vtn serve --workers 2` in a subprocess, its log in `log_path`."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log_path.open("wb") as log_file:
+        return await asyncio.create_subprocess_exec(
+            *serve_command(pki, database_url, port, "--workers", "2"),
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=log_file,
+            start_new_session=session,
+        )  # fmt: skip
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux /proc")
 async def test_serve_with_two_workers_shares_requests_replay_protection_and_shutdown(
     tmp_path: Path, pki: DevPki, database_url: str
 ) -> None:
     port = free_port()
     log_path = tmp_path / "serve.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log_path.open("wb") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            *serve_command(pki, database_url, port, "--workers", "2"),
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=log_file,
-        )  # fmt: skip
+    process = await serve_two_workers(tmp_path, pki, database_url, port, log_path)
     try:
         url = f"https://127.0.0.1:{port}"
         await wait_for("both workers", lambda: _logged(log_path, "serving on https://", 2, process))
@@ -539,13 +547,8 @@ async def test_ctrl_c_stops_every_worker_cleanly(
     whose own SIGINT is ignored (a second signal used to cut a worker's shutdown: exit 1)."""
     port = free_port()
     log_path = tmp_path / "serve.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log_path.open("wb") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            *serve_command(pki, database_url, port, "--workers", "2"),
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=log_file,
-            start_new_session=True,  # its own process group, as in a terminal
-        )  # fmt: skip
+    # In its own process group, as in a terminal.
+    process = await serve_two_workers(tmp_path, pki, database_url, port, log_path, session=True)
     try:
         if when == "starting":  # the parent has prepared the database: the workers load
             await wait_for("the schema", lambda: _logged(log_path, "PostgresqlImpl", 1, process))
