@@ -173,7 +173,6 @@ class Pusher:
         self._tasks: list[asyncio.Task[None]] = []
         self._shards: frozenset[int] = frozenset()  # whose VENs this Pusher pushes to
         self._replies: set[asyncio.Task[None]] = set()  # replies being handled (`_release`)
-        self.recorded_batches = 0
 
     async def serve(self, shards: frozenset[int]) -> None:
         """Push to the VENs of these shards from now on (`vtn.wakeups`); none: stop. The VENs
@@ -345,8 +344,6 @@ class Pusher:
                 for answered in batch:
                     self._retry_later(answered.ven.ven_id, err)
                 continue
-            finally:
-                self.recorded_batches += 1
             for answered, outcome in zip(batch, outcomes, strict=True):
                 self._recorded(answered, outcome)
 

@@ -60,17 +60,12 @@ async def created_event(
     async with context.store.transaction() as tx:
         ven = await authorized_ven(tx, created.ven_id, caller)
         await tx.vens.touch(ven.ven_id, now)
-        await record_answers(tx, ven, created, now)
+        sent = await tx.deliveries.sent(
+            ven.ven_id, [answer.event_id for answer in created.event_responses]
+        )
+        # Nothing is stored when one answer is for an event or modification never sent.
+        await tx.deliveries.record_opts(answers(ven.ven_id, created, sent, now))
     return Response(response=ok_response(created.response.request_id), ven_id=ven.ven_id)
-
-
-async def record_answers(tx: Tx, ven: VenRecord, created: CreatedEvent, now: datetime) -> None:
-    """Store each answer of the VEN's oadrCreatedEvent; InvalidId, with nothing stored, when one
-    answers an event or a modification it was never sent."""
-    sent = await tx.deliveries.sent(
-        ven.ven_id, [answer.event_id for answer in created.event_responses]
-    )
-    await tx.deliveries.record_opts(answers(ven.ven_id, created, sent, now))
 
 
 def answers(

@@ -90,9 +90,6 @@ class Outbox:
         )
         return {int(i) for i in (await self.connection.execute(query)).scalars()}
 
-    async def mark_delivered(self, message_id: int, now: datetime) -> None:
-        await self.mark_delivered_many([(message_id, now)])
-
     async def mark_delivered_many(self, delivered: Sequence[tuple[int, datetime]]) -> None:
         if delivered:
             await self.connection.execute(
