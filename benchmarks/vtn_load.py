@@ -50,6 +50,10 @@ from certs.keys import KeyType
 # sent 30+ s after signing and refused 463), so a quarter of the window.
 OUR_SEGMENT_S = 7.5
 OPENLEADR_SEGMENT_S = 2.5  # OpenLEADR refuses signatures older than 5 s
+# Report ingest: an oadrUpdateReport of 60 readings takes ~2 ms to build, so its first segment is
+# sized for this many readings/s (above the target of 20,000) and the others by the rate measured.
+INGEST_SEGMENT_S = 4.0
+INGEST_HINT_READINGS_PER_S = 25_000.0
 PUSH_TARGET_S = 10.0  # issue 11: one event acknowledged by 10,000 push VENs within 10 s
 WATCH_S = 0.25  # push fan-out: how often the database is asked how many answers it recorded
 ENDPOINTS_PER_PROCESS = 5000  # listeners + their connections must fit the file-descriptor limit
@@ -362,8 +366,10 @@ def run_scenario(
                 duration_s=options.duration_s,
                 concurrency=per_client,
                 rate_per_s=None if spec.rate_per_s is None else spec.rate_per_s / count,
-                segment_max_s=segment_max,
-                rate_hint_per_s=rate_hint,
+                segment_max_s=min(segment_max, INGEST_SEGMENT_S) if spec.readings else segment_max,
+                rate_hint_per_s=min(rate_hint, INGEST_HINT_READINGS_PER_S / count / spec.readings)
+                if spec.readings
+                else rate_hint,
                 readings=spec.readings,
             )
             before = server.usage()

@@ -13,8 +13,9 @@ reads the database (and so reports its errors).
 
 `last_seen_at` is written in batches, one UPDATE per flush (every `flush_every`, or sooner once
 `flush_at` are waiting): a VEN's last-seen time is for "online / last seen" views, which already
-tolerate half a poll interval of lag (`oadr_poll.seen_recently`); nothing a VEN is acknowledged
-for depends on it, so losing the last second of them in a crash loses nothing acknowledged.
+tolerate half a poll interval of lag (`vtn.services.context.seen_recently`); nothing a VEN is
+acknowledged for depends on it, so losing the last second of them in a crash loses nothing
+acknowledged.
 """
 
 from __future__ import annotations

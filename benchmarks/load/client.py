@@ -95,7 +95,7 @@ class Phase:
     duration_s: float
     concurrency: int  # saturation: workers in this process; rate: ignored
     rate_per_s: float | None  # None: saturation
-    segment_max_s: float  # below the server's replay window (signed only)
+    segment_max_s: float  # signed: below the server's replay window; ingest: a few seconds
     rate_hint_per_s: float  # expected requests/s of this process, to size prebuilt batches
     readings: int = 0  # above 0: oadrUpdateReport with this many readings instead of oadrPoll
 
@@ -402,10 +402,12 @@ class Driver:
         vens = [v for v in self.vens if v.ven_id is not None]
         if phase.signed:
             self.load_signing_keys()
-        segments = max(1, -(-int(phase.duration_s * 1000) // int(phase.segment_max_s * 1000)))
-        segment_s = phase.duration_s / segments if phase.signed else phase.duration_s
-        if not phase.signed:
-            segments = 1
+        # Signed polls expire and report readings are costly to build: both are prebuilt a
+        # segment at a time, each sized by the rate the segment before it measured.
+        segments = 1
+        if phase.signed or phase.readings:
+            segments = max(1, -(-int(phase.duration_s * 1000) // int(phase.segment_max_s * 1000)))
+        segment_s = phase.duration_s / segments
         if phase.readings and not all(v.report_request is not None for v in vens):
             raise RuntimeError("report ingest needs register_reports first")
         self.counters = Counters(errors=Counter())

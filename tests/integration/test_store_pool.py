@@ -47,7 +47,8 @@ async def test_a_full_pool_refuses_after_the_wait_and_recovers(database_url: str
         await asyncio.gather(*holders)
         async with store.transaction() as tx:  # free again
             assert (await tx.connection.execute(text("SELECT 1"))).scalar() == 1
-        assert store.engine.pool.status().count("Pool size: 1") == 1  # a third kept open
+        # the connections opened under load stay open for the next burst
+        assert "Connections in pool: 3 " in store.engine.pool.status()
     finally:
         release.set()
         await store.close()

@@ -33,7 +33,7 @@ from tests.factories import NOW, make_event
 from vtn.config import VtnSettings
 from vtn.quiet import QuietPolls
 from vtn.services import oadr_poll, operator
-from vtn.services.context import Caller, Context
+from vtn.services.context import Caller, Context, seen_recently
 from vtn.store.db import Store
 from vtn.store.events import OptAnswer
 from vtn.vens import Status, VenRecord
@@ -164,10 +164,10 @@ def test_last_seen_at_is_fresh_for_half_of_min_poll_interval_and_a_minute(
         ven_id=VEN, fingerprint="AA", ven_name="v", status=Status.APPROVED, created_at=NOW,
         last_seen_at=NOW,
     )  # fmt: skip
-    assert oadr_poll.seen_recently(ven, NOW + fresh_for, interval)
-    assert not oadr_poll.seen_recently(ven, NOW + fresh_for + timedelta(microseconds=1), interval)
-    assert not oadr_poll.seen_recently(replace(ven, last_seen_at=None), NOW, interval)
-    assert not oadr_poll.seen_recently(ven, NOW - timedelta(seconds=1), interval)  # clock set back
+    assert seen_recently(ven, NOW + fresh_for, interval)
+    assert not seen_recently(ven, NOW + fresh_for + timedelta(microseconds=1), interval)
+    assert not seen_recently(replace(ven, last_seen_at=None), NOW, interval)
+    assert not seen_recently(ven, NOW - timedelta(seconds=1), interval)  # clock set back
 
 
 async def test_each_event_modification_reaches_the_ven_once(context: Context) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from oadr.errors import NotRegistered
@@ -68,6 +68,24 @@ def authorize_caller(record: VenRecord | None, ven_id: VenId | None, caller: Cal
     if caller.signer_fingerprint is not None and caller.signer_fingerprint != caller.fingerprint:
         raise NotRegistered("the message is signed with another certificate than the connection's")
     return authorized
+
+
+# last_seen_at is written only when the stored value is older than half of min(poll interval,
+# this): it serves "online / last seen" views, which tolerate that lag (vtn/services/oadr_poll.py).
+_SEEN_AT_MOST = timedelta(seconds=60)
+
+
+def seen_recently(ven: VenRecord, now: datetime, poll_interval: timedelta) -> bool:
+    """Whether last_seen_at is fresh enough to leave alone."""
+    stale_after = min(poll_interval, _SEEN_AT_MOST) / 2
+    # A stored time after `now` (a simulated clock set back) is rewritten, not trusted.
+    return ven.last_seen_at is not None and now - stale_after <= ven.last_seen_at <= now
+
+
+async def touch_if_stale(context: Context, tx: Tx, ven: VenRecord, now: datetime) -> None:
+    """Write the VEN's last-seen time unless the stored one is recent (`seen_recently`)."""
+    if not seen_recently(ven, now, context.settings.poll_interval):
+        await tx.vens.touch(ven.ven_id, now)
 
 
 # A service: (context, the decoded message, who sent it, now) -> the reply.

@@ -25,7 +25,7 @@ from oadr.model import (
     UpdateReport,
 )
 from vtn import reporting
-from vtn.services.context import Caller, Context, Handler, authorized_ven
+from vtn.services.context import Caller, Context, Handler, authorized_ven, touch_if_stale
 
 
 async def register_report(
@@ -95,14 +95,13 @@ async def update_report(
     """
     async with context.store.transaction() as tx:
         ven = await authorized_ven(tx, request.ven_id, caller)
-        made = {
-            r.report_request_id: r for r in await tx.reports.requests(ven.ven_id, active_only=False)
-        }
-        registered = await tx.reports.registered(ven.ven_id)
+        made, registered = await tx.reports.answered(
+            ven.ven_id, [report.report_request_id for report in request.reports]
+        )
         resource_of = reporting.resource_of(registered)
         for report, _request in reports.answers(request, made):
             await tx.readings.add(ven.ven_id, report, resource_of, now)
-        await tx.vens.touch(ven.ven_id, now)
+        await touch_if_stale(context, tx, ven, now)
     return UpdatedReport(response=ok_response(request.request_id), ven_id=ven.ven_id)
 
 

@@ -40,11 +40,9 @@ from oadr.model import (
 )
 from vtn import delivery, vens
 from vtn.quiet import key_of as quiet_key
-from vtn.services.context import Caller, Context, Handler, authorize_caller
+from vtn.services.context import Caller, Context, Handler, authorize_caller, seen_recently
 from vtn.store.db import Tx
 from vtn.store.vens import PollState
-
-_SEEN_AT_MOST = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +146,6 @@ def list_due(
         )
         return Due(distribute, events=listed, resent=resent), True
     return None, delivery.awaiting_answer(listed, sent)
-
-
-def seen_recently(ven: vens.VenRecord, now: datetime, poll_interval: timedelta) -> bool:
-    """Whether last_seen_at is fresh enough to leave alone (see the module docstring)."""
-    stale_after = min(poll_interval, _SEEN_AT_MOST) / 2
-    # A stored time after `now` (a simulated clock set back) is rewritten, not trusted.
-    return ven.last_seen_at is not None and now - stale_after <= ven.last_seen_at <= now
 
 
 async def mark_delivered(tx: Tx, ven: vens.VenRecord, due: Due, now: datetime) -> None:

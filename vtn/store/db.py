@@ -59,9 +59,11 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-# PostgreSQL connections one process opens at most (`vtn serve --db-connections`): a third kept
-# open, the rest opened under load and closed again. A transaction waits `POOL_WAIT_S` for one
-# (`--db-wait`), then fails (the request is answered 469, or 500 on the admin API).
+# PostgreSQL connections one process opens at most (`vtn serve --db-connections`), each opened
+# when first needed and kept: closing and reopening them under load (a PostgreSQL backend
+# started, types read again) cost ~40 % of report-ingest throughput (issue 11). A transaction
+# waits `POOL_WAIT_S` for one (`--db-wait`), then fails (the request is answered 469, or 500 on
+# the admin API).
 POOL_CONNECTIONS = 30
 POOL_WAIT_S = 30.0
 
@@ -85,10 +87,7 @@ class Store:
             # CPU): a connection the server dropped fails its transaction once, SQLAlchemy then
             # discards the whole pool and the next transaction reconnects (issue 11; the VTN
             # answers that one request with an error, and nothing it acknowledged is lost).
-            kept = max(1, connections // 3)
-            options.update(
-                pool_size=kept, max_overflow=max(0, connections - kept), pool_pre_ping=False
-            )
+            options.update(pool_size=connections, max_overflow=0, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         # This process's view of the poll change counter (vtn/store/changes.py, vtn/quiet.py).
         self.changes = changes.ChangeSequence()

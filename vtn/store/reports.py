@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, text, update
+from sqlalchemy import and_, delete, insert, literal, select, text, union_all, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -112,6 +112,38 @@ class Reports:
             query = query.where(report_requests.c.cancelled_at.is_(None))
         rows = await self.connection.execute(query.order_by(report_requests.c.created_at))
         return [jsonform.load(ReportRequest, body) for body in rows.scalars()]
+
+    async def answered(
+        self, ven_id: str, request_ids: Sequence[str]
+    ) -> tuple[dict[ReportRequestId, ReportRequest], list[Report]]:
+        """What an oadrUpdateReport needs, in one statement: the requests with these ids
+        (cancelled ones too) and the registered reports they were made for."""
+        asked = select(report_requests.c.report_specifier_id).where(
+            report_requests.c.ven_id == ven_id,
+            report_requests.c.report_request_id.in_(list(request_ids)),
+        )
+        query = union_all(
+            select(literal(0).label("kind"), report_requests.c.body, literal("").label("sort"))
+            .where(report_requests.c.ven_id == ven_id)
+            .where(report_requests.c.report_request_id.in_(list(request_ids))),
+            select(
+                literal(1).label("kind"),
+                registered_reports.c.body,
+                registered_reports.c.report_specifier_id.label("sort"),
+            )
+            .where(registered_reports.c.ven_id == ven_id)
+            .where(registered_reports.c.report_specifier_id.in_(asked.scalar_subquery())),
+        )
+        requests: dict[ReportRequestId, ReportRequest] = {}
+        registered: list[Report] = []
+        rows = await self.connection.execute(query.order_by(text("kind"), text("sort")))
+        for kind, body, _sort in rows:
+            if kind == 0:
+                request = jsonform.load(ReportRequest, body)
+                requests[request.report_request_id] = request
+            else:
+                registered.append(jsonform.load(Report, body))
+        return requests, registered
 
     async def request_ids(self, ven_id: str) -> set[ReportRequestId]:
         """Every reportRequestID ever used with this VEN (they must stay unique)."""
