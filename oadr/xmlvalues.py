@@ -85,6 +85,7 @@ _DURATION = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=512)  # a report repeats one interval duration many times
 def parse_duration(text: str) -> timedelta:
     """Parse an RFC 5545 / xcal duration such as PT15M, P1DT2H, P2W or -PT5S.
 

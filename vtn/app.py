@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from vtn import http
 from vtn.admin import routes as admin
 from vtn.admin.openapi import Route
 from vtn.config import VtnSettings
+from vtn.groupcommit import GroupCommit
 from vtn.metrics import VtnMetrics
 from vtn.push import PushConfig, Pusher
 from vtn.quiet import QuietPolls
 from vtn.replay import NonceLog
+from vtn.services import ei_report
 from vtn.services.context import Context, utc_now
 from vtn.store.db import Store
 from vtn.wakeups import Wakeups, for_store
@@ -76,6 +79,12 @@ def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Applicati
     app[CONTEXT] = context
     # Quiet polls from memory, last-seen times in batches (vtn/quiet.py).
     quiet = context.quiet = QuietPolls(context.store)
+    # Report readings in group commits (vtn/groupcommit.py).
+    context.updates = GroupCommit(
+        context.store.transaction,
+        functools.partial(ei_report.store_updates, context),
+        name="vtn-report-ingest",
+    )
     app[http.EDGE] = http.Edge(
         context=context,
         trust=config.trust,

@@ -2,7 +2,10 @@
 
 The parent creates one event for every VEN through the admin API while this runs; each VEN
 answers the oadrDistributeEvent its poll returns with oadrCreatedEvent (optIn, every event) on
-its own connection, and the wall-clock time the VTN acknowledged that answer is kept.
+its own connection, and the wall-clock time the VTN acknowledged that answer is kept. An answer
+the VTN did not take (469 while it is busy, a dropped connection) is sent again at the VEN's next
+poll time instead of a poll, as a VEN does: the VTN marked the event delivered, so a poll would
+not bring it back until its resend rule does.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ async def run(driver: Driver, spec: FanOut) -> dict[str, Any]:
     async def one_ven(index: int, ven: Ven) -> None:
         assert ven.ven_id is not None
         due = started + spec.interval_s * index / len(vens)
+        # An oadrCreatedEvent the VTN did not take: sent again (signed anew, when signed).
+        answer: CreatedEvent | None = None
         while due < deadline and len(acked) < len(vens):
             delay = due - time.perf_counter()
             if delay > 0:
@@ -64,34 +69,45 @@ async def run(driver: Driver, spec: FanOut) -> dict[str, Any]:
             if index in acked:
                 continue  # answered already; its next polls would get oadrResponse
             try:
-                path = driver.poll_path
-                reply = await driver.send(
-                    ven, http_request(path, driver.host_header, body(ven, Poll(ven_id=ven.ven_id)))
+                if answer is None:
+                    answer = await poll(ven)
+                request = (
+                    None
+                    if answer is None
+                    else http_request(event_path, driver.host_header, body(ven, answer))
                 )
-                polls[0] += 1
-                if b"oadrDistributeEvent" not in reply:
-                    continue
-                distribute = codec.decode(reply)
-                assert isinstance(distribute, DistributeEvent)
-                answer = CreatedEvent(
-                    response=ok_response(distribute.request_id),
-                    ven_id=ven.ven_id,
-                    event_responses=tuple(
-                        EventResponse(
-                            code=200,
-                            request_id=distribute.request_id,
-                            event_id=event.event_id,
-                            modification_number=event.modification_number,
-                            opt_type=OptType.OPT_IN,
-                        )
-                        for event in distribute.events
-                    ),
-                )
-                request = http_request(event_path, driver.host_header, body(ven, answer))
-                if driver.answered(await driver.send(ven, request)):
+                if request is not None and driver.answered(await driver.send(ven, request)):
                     acked[index] = time.time()
+                    answer = None
             except (OSError, RequestFailed, asyncio.IncompleteReadError) as err:
                 driver.counters.errors[type(err).__name__] += 1
+
+    async def poll(ven: Ven) -> CreatedEvent | None:
+        """Poll; the oadrCreatedEvent (optIn) that answers the event list it brings, if any."""
+        assert ven.ven_id is not None
+        reply = await driver.send(
+            ven,
+            http_request(driver.poll_path, driver.host_header, body(ven, Poll(ven_id=ven.ven_id))),
+        )
+        polls[0] += 1
+        if b"oadrDistributeEvent" not in reply:
+            return None
+        distribute = codec.decode(reply)
+        assert isinstance(distribute, DistributeEvent)
+        return CreatedEvent(
+            response=ok_response(distribute.request_id),
+            ven_id=ven.ven_id,
+            event_responses=tuple(
+                EventResponse(
+                    code=200,
+                    request_id=distribute.request_id,
+                    event_id=event.event_id,
+                    modification_number=event.modification_number,
+                    opt_type=OptType.OPT_IN,
+                )
+                for event in distribute.events
+            ),
+        )
 
     await asyncio.gather(*(one_ven(i, v) for i, v in enumerate(vens)))
     return {

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oadr.errors import NotRegistered
 from oadr.model import Payload, VenId
@@ -15,6 +15,10 @@ from vtn.config import VtnSettings
 from vtn.quiet import QuietPolls
 from vtn.store.db import Store, Tx
 from vtn.vens import VenRecord, authorize
+
+if TYPE_CHECKING:
+    from vtn.groupcommit import GroupCommit
+    from vtn.services.ei_report import Update
 
 
 def new_id() -> str:
@@ -48,6 +52,8 @@ class Context:
     clock: Callable[[], datetime] = utc_now
     # Quiet polls answered from memory (vtn/quiet.py); None: every poll reads the database.
     quiet: QuietPolls | None = None
+    # oadrUpdateReport readings in group commits (vtn/groupcommit.py); None: a transaction each.
+    updates: GroupCommit[Update, VenId] | None = None
 
 
 async def authorized_ven(tx: Tx, ven_id: VenId | None, caller: Caller) -> VenRecord:

@@ -7,11 +7,12 @@ queued at registration); it offers no reports of its own, so a VEN's request for
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from oadr import reports
-from oadr.errors import ReportNotSupported
+from oadr.errors import OadrError, ReportNotSupported
 from oadr.exchanges import ok_response
 from oadr.model import (
     CanceledReport,
@@ -23,9 +24,12 @@ from oadr.model import (
     Response,
     UpdatedReport,
     UpdateReport,
+    VenId,
 )
 from vtn import reporting
 from vtn.services.context import Caller, Context, Handler, authorized_ven, touch_if_stale
+from vtn.store.db import Tx
+from vtn.store.reports import reading_rows
 
 
 async def register_report(
@@ -85,24 +89,61 @@ async def created_report(
     return Response(response=ok_response(answer.response.request_id), ven_id=ven.ven_id)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Update:
+    """An oadrUpdateReport to store, and who sent it when."""
+
+    request: UpdateReport
+    caller: Caller
+    now: datetime
+
+
 async def update_report(
     context: Context, request: UpdateReport, caller: Caller, now: datetime
 ) -> UpdatedReport:
     """Store the readings of each report; each must answer a request the VTN made (452 else).
 
     A report for a request cancelled since is still stored: it is the "reportToFollow" one, or
-    was on its way when the cancellation was sent. Readings sent twice are stored once.
+    was on its way when the cancellation was sent. Readings sent twice are stored once. With the
+    VTN's group commit (`context.updates`, wired by `vtn.app`) concurrent updates share one
+    transaction; either way the reply leaves after the readings were committed.
     """
-    async with context.store.transaction() as tx:
-        ven = await authorized_ven(tx, request.ven_id, caller)
-        made, registered = await tx.reports.answered(
-            ven.ven_id, [report.report_request_id for report in request.reports]
-        )
+    update = Update(request, caller, now)
+    if context.updates is not None:
+        ven_id = await context.updates.submit(update)
+    else:
+        async with context.store.transaction() as tx:
+            (outcome,) = await store_updates(context, tx, [update])
+        if isinstance(outcome, Exception):
+            raise outcome
+        ven_id = outcome
+    return UpdatedReport(response=ok_response(request.request_id), ven_id=ven_id)
+
+
+async def store_updates(
+    context: Context, tx: Tx, updates: Sequence[Update]
+) -> list[VenId | Exception]:
+    """Store the readings of these updates in `tx`, all in one statement; for each, the venID
+    it was stored for, or the OpenADR error that refused it (it then stores nothing)."""
+    outcomes: list[VenId | Exception] = []
+    rows: list[dict[str, Any]] = []
+    for update in updates:
+        try:
+            ven = await authorized_ven(tx, update.request.ven_id, update.caller)
+            made, registered = await tx.reports.answered(
+                ven.ven_id, [report.report_request_id for report in update.request.reports]
+            )
+            answered = reports.answers(update.request, made)
+        except OadrError as refused:
+            outcomes.append(refused)
+            continue
         resource_of = reporting.resource_of(registered)
-        for report, _request in reports.answers(request, made):
-            await tx.readings.add(ven.ven_id, report, resource_of, now)
-        await touch_if_stale(context, tx, ven, now)
-    return UpdatedReport(response=ok_response(request.request_id), ven_id=ven.ven_id)
+        for report, _request in answered:
+            rows.extend(reading_rows(ven.ven_id, report, resource_of, update.now))
+        await touch_if_stale(context, tx, ven, update.now)
+        outcomes.append(ven.ven_id)
+    await tx.readings.add_rows(rows)
+    return outcomes
 
 
 async def cancel_report(
