@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 
 def of_der(der: bytes) -> str:
-    return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest()[-10:])
+    return hashlib.sha256(der).digest()[-10:].hex(":").upper()
 
 
 def of_certificate(certificate: x509.Certificate) -> str:

@@ -115,7 +115,7 @@ async def post_service(request: web.Request) -> web.Response:
         signer = (
             None
             if received.signature is None
-            else fingerprint.of_certificate(received.signature.certificate)
+            else fingerprint.of_der(received.signature.certificate_der)
         )
         reply = await services.handle(
             edge.context, message, dataclasses.replace(caller, signer_fingerprint=signer), now

@@ -463,8 +463,8 @@ class Pusher:
         reply = received.payload
         if not (exchanges.is_reply_to(payload, reply) or isinstance(reply, Response)):
             raise PushFailed(f"{url} answered {type(payload).__name__} with {type(reply).__name__}")
-        if received.signature is not None and ven.fingerprint != fingerprint.of_certificate(
-            received.signature.certificate
+        if received.signature is not None and ven.fingerprint != fingerprint.of_der(
+            received.signature.certificate_der
         ):
             raise PushFailed(f"{url} signed its reply with another certificate than its own")
         return reply
