@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import functools
 import logging
 import time
 import uuid
@@ -30,7 +31,7 @@ from oadr.errors import (
     OadrError,
     ReplayDetected,
 )
-from oadr.model import Payload, VenId
+from oadr.model import Payload, Response, VenId
 from oadr.signing import ReplayGuard, VerifiedSignature
 from vtn import services
 from vtn.metrics import VtnMetrics
@@ -170,7 +171,17 @@ def _error_reply(edge: Edge, message: Payload | None, err: OadrError) -> Payload
 
 def _encode(edge: Edge, reply: Payload, *, sign: bool, now: datetime) -> bytes:
     key = edge.context.settings.signing_key if sign else None
+    if key is None and isinstance(reply, Response) and not reply.response.request_id:
+        return _unsigned_response(reply)
     return codec.encode(reply, signing_key=key, now=now, nonce=uuid.uuid4().hex if key else None)
+
+
+@functools.lru_cache(maxsize=8192)
+def _unsigned_response(reply: Response) -> bytes:
+    """An unsigned oadrResponse with no requestID, encoded once: the answer to a poll with
+    nothing new, the same bytes for a VEN poll after poll (a signed one is never cached: it
+    needs a fresh ReplayProtect)."""
+    return codec.encode(reply)
 
 
 def add_routes(app: web.Application) -> None:
