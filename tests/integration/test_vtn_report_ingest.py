@@ -126,3 +126,40 @@ async def test_an_update_that_breaks_the_transaction_fails_alone(context: Contex
             assert isinstance(reply, UpdatedReport) and reply.response.code == 200
             assert await stored(context, ven_id) == [1.0, 2.0, 3.0]
     assert await stored(context, bad) == []
+
+
+async def test_a_ven_that_hangs_up_mid_batch_disturbs_nobody(context: Context) -> None:
+    """Its request is cancelled while its batch is written (the VEN closed the connection):
+    the others are answered, and its readings are stored all the same (a resend is stored
+    once), so nothing depends on whether the reply reached it."""
+    tasks = [
+        asyncio.create_task(ei_report.update_report(context, update(v), caller(v), NOW))
+        for v in VENS
+    ]
+    await asyncio.sleep(0)  # every request has handed its update over
+    tasks[1].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert all(isinstance(r, UpdatedReport) for i, r in enumerate(results) if i != 1)
+    for ven_id in VENS:
+        assert await stored(context, ven_id) == [1.0, 2.0, 3.0]
+    again = await ei_report.update_report(context, update(VENS[1]), caller(VENS[1]), NOW)
+    assert isinstance(again, UpdatedReport) and again.response.code == 200
+    assert await stored(context, VENS[1]) == [1.0, 2.0, 3.0]
+
+
+async def test_a_burst_larger_than_a_batch_is_stored_in_several(context: Context) -> None:
+    assert context.updates is not None
+    small = GroupCommit(
+        context.store.transaction,
+        functools.partial(ei_report.store_updates, context),
+        max_batch=2,
+    )
+    context.updates = small
+    replies = await asyncio.gather(
+        *(ei_report.update_report(context, update(v), caller(v), NOW) for v in VENS)
+    )
+    assert all(isinstance(r, UpdatedReport) for r in replies)
+    assert small.batches == 2
+    for ven_id in VENS:
+        assert await stored(context, ven_id) == [1.0, 2.0, 3.0]
