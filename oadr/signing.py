@@ -494,10 +494,10 @@ def _base64(element: etree._Element, name: str) -> bytes:
         raise SignatureInvalid(f"{name} is not base64") from None
 
 
-@functools.lru_cache(maxsize=64)
 def _base64_lines(data: bytes) -> str:
     """Base64 in 64-character lines, as in PEM: OpenLEADR pastes this text between PEM armour.
-    Cached: a signer puts the same certificate into every message."""
+    (`SigningKey.certificate_text` keeps it: a signer puts the same certificate in every
+    message.)"""
     text = base64.b64encode(data).decode()
     return "".join(text[i : i + 64] + "\n" for i in range(0, len(text), 64))
 
