@@ -104,27 +104,34 @@ INGEST_60 = PhaseSpec("ingest, 60 readings/report", signed=False, readings=60)
 FAN_OUT_2 = PhaseSpec("fan-out, pull every 2 s", signed=False, fan_out_interval_s=2.0)
 
 
-def push_phase(endpoints: str, signed: bool, timeout_s: float) -> PhaseSpec:
+def push_phase(endpoints: str, signed: bool, timeout_s: float, again: bool = False) -> PhaseSpec:
+    """`again`: a second event to the same VENs once their endpoints closed the connections of
+    the first: each push a new connection, resuming the TLS session the VTN kept (certs.tls)."""
     where = "an endpoint per VEN" if endpoints == "per-ven" else "one shared endpoint"
     label = f"fan-out, push to {where}{', signed' if signed else ''}"
+    if again:
+        label += ", again (TLS sessions resumed)"
     return PhaseSpec(label, signed, push_timeout_s=timeout_s)
 
 
 # Push fan-out, an endpoint per VEN. Capped at 30 s (the target is 10 s): on this machine the
 # VTN's pusher needs minutes for 10,000 VENs, and the full matrix must stay near 10 minutes.
 PUSH_30 = push_phase("per-ven", signed=False, timeout_s=30.0)
+PUSH_AGAIN_30 = push_phase("per-ven", signed=False, timeout_s=30.0, again=True)
 PUSH_SIGNED = push_phase("per-ven", signed=True, timeout_s=20.0)
+PUSH_SIGNED_AGAIN = push_phase("per-ven", signed=True, timeout_s=20.0, again=True)
 
 
 def full_matrix() -> list[Scenario]:
     ec, rsa = KeyType.P256, KeyType.RSA2048
+    push = (PUSH_30, PUSH_AGAIN_30)
     return [
         Scenario("flex4grid", "sqlite", 1, ec, 1000, (UNSIGNED, SIGNED)),
         Scenario("flex4grid", "postgresql", 1, ec, 1000, (UNSIGNED, SIGNED)),
         Scenario("flex4grid", "postgresql", 2, ec, 1000, (UNSIGNED, SIGNED, INGEST_5, INGEST_60)),
         Scenario("flex4grid", "postgresql", 2, ec, 10_000, (UNSIGNED, SIGNED, FAN_OUT_30, AT_2000)),
         Scenario("flex4grid", "postgresql", 2, rsa, 1000, (SIGNED,)),
-        Scenario("flex4grid", "postgresql", 2, ec, 10_000, (PUSH_30,), push_endpoints="per-ven"),
+        Scenario("flex4grid", "postgresql", 2, ec, 10_000, push, push_endpoints="per-ven"),
         Scenario("openleadr", "memory", 1, ec, 1000, (UNSIGNED,)),
         Scenario("openleadr", "memory", 1, ec, 1000, (SIGNED,)),
     ]
@@ -132,9 +139,10 @@ def full_matrix() -> list[Scenario]:
 
 def quick_matrix() -> list[Scenario]:
     ec = KeyType.P256
+    push = (PUSH_SIGNED, PUSH_SIGNED_AGAIN)
     return [
         Scenario("flex4grid", "sqlite", 1, ec, 20, (UNSIGNED, SIGNED, AT_100, INGEST_5, FAN_OUT_2)),
-        Scenario("flex4grid", "sqlite", 1, ec, 20, (PUSH_SIGNED,), push_endpoints="per-ven"),
+        Scenario("flex4grid", "sqlite", 1, ec, 20, push, push_endpoints="per-ven"),
         Scenario("openleadr", "memory", 1, ec, 20, (UNSIGNED,)),
         Scenario("openleadr", "memory", 1, ec, 20, (SIGNED,)),
     ]
@@ -167,9 +175,12 @@ def custom_matrix(args: argparse.Namespace) -> list[Scenario]:
     if args.push_fan_out is not None:  # push VENs are a scenario of their own
         # Signed when the run is signed only: --signed --push-fan-out signs pushes and answers.
         signed = args.signed and not args.unsigned
-        push_spec = push_phase(args.push_endpoints, signed, args.push_fan_out)
+        push_specs = tuple(
+            push_phase(args.push_endpoints, signed, args.push_fan_out, again)
+            for again in (False, True)[: 2 if args.push_again else 1]
+        )
         scenarios.append(Scenario("flex4grid", args.db, args.workers, key, args.vens,
-                                  (push_spec,), push_endpoints=args.push_endpoints))  # fmt: skip
+                                  push_specs, push_endpoints=args.push_endpoints))  # fmt: skip
     if not args.no_openleadr:
         for phase in phases:  # the saturation phases: OpenLEADR has no admin API, no ingest
             if phase.rate_per_s is None and phase.fan_out_interval_s is None and not phase.readings:
@@ -334,9 +345,11 @@ def run_scenario(
             if spec.push_timeout_s is not None:
                 assert database is not None and addresses is not None, "push needs push VENs"
                 token = token or servers.admin_token_started(database)
+                after_push = any(f.mode == "push" for f in figures.fan_outs)
                 measured_fan_out = push_fan_out(
-                    server, database, bench_pki, clients, spec, scenario.vens, setup, token
-                )
+                    server, database, bench_pki, clients, spec, scenario.vens, setup, token,
+                    after_push,
+                )  # fmt: skip
                 figures.fan_outs.append(measured_fan_out)
                 log(f"  {spec.label}: the VTN recorded {measured_fan_out.acked:,}/"
                     f"{measured_fan_out.vens:,} answers, all within "
@@ -344,7 +357,8 @@ def run_scenario(
                     f"{measured_fan_out.answered:,} endpoints answered, last after "
                     f"{measured_fan_out.all_answered_s} s; "
                     f"{measured_fan_out.pushes:,} pushes, {measured_fan_out.handshakes:,} new TLS "
-                    f"connections, server CPU {measured_fan_out.server_cpu_s:.1f} s, errors "
+                    f"connections ({measured_fan_out.resumed:,} resumed), server CPU "
+                    f"{measured_fan_out.server_cpu_s:.1f} s, errors "
                     f"{measured_fan_out.errors or 0}")  # fmt: skip
                 continue
             if spec.fan_out_interval_s is not None:
@@ -448,6 +462,7 @@ def push_fan_out(
     vens: int,
     setup: dict[str, Any],
     token_job: servers.TokenJob,
+    after_push: bool,
 ) -> report.FanOutFigures:
     """One event for every (push) VEN, created through the admin API: time from the API call
     until the VTN had committed the last VEN's oadrCreatedEvent (which came back in the HTTP
@@ -456,7 +471,9 @@ def push_fan_out(
     query. Also what the VTN logged meanwhile: pushes it had to retry."""
     assert spec.push_timeout_s is not None
     event_id = f"bench-push-{uuid.uuid4().hex[:12]}"
-    if "registered" in setup:  # over the wire: the VTN pushed each VEN an oadrRegisterReport
+    if after_push:  # the endpoints close idle connections: each push needs a new one again
+        time.sleep(push.IDLE_CLOSE_S + 1.0)
+    elif "registered" in setup:  # over the wire: the VTN pushed each VEN an oadrRegisterReport
         time.sleep(1.0)  # let those finish first
     token = token_job.wait()
     log_offset = server.log.stat().st_size
@@ -530,6 +547,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--push-fan-out", type=float, nargs="?", const=60.0, metavar="TIMEOUT",
         help="add a push fan-out: push VENs (their own scenario), one event, time until the VTN "
              "recorded every VEN's answer; waits at most TIMEOUT s (default 60)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--push-again", action=argparse.BooleanOptionalAction, default=True,
+        help="push fan-out: then a second event, each push resuming the TLS session of the first",
     )  # fmt: skip
     parser.add_argument(
         "--push-endpoints", choices=["per-ven", "shared"], default="per-ven",

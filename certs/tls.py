@@ -8,12 +8,23 @@ a client certificate; the client checks the server's hostname against its subjec
 A stock context checks only chain and expiry, once per connection. Role, scope, revocation and
 rotation are `certs.trust`'s job: `check_peer()` runs it on a connection's peer certificate, and
 a server calls it for every request (`certs.aiohttp_guard` does so for aiohttp).
+
+Client contexts can resume TLS sessions (`ClientContext.resuming`): a client that connects
+to the same server again and again (the VTN pushing event after event to a VEN's endpoint)
+offers it the session of its last connection, and a resumed handshake skips both certificate
+chains and both signatures. OpenSSL 3.0's full handshake costs ~0.8 ms of CPU at the client and
+~1.2 ms at a server checking a client certificate (`python -m benchmarks.tls_handshakes`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ssl
-from collections.abc import Collection
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from certs.files import CertFileError, IdentityFiles, check_key_matches, load_certificates, load_key
@@ -44,9 +55,9 @@ def server_context(
 
 def client_context(
     identity: IdentityFiles, trust: TrustStore, passphrase: bytes | None = None
-) -> ssl.SSLContext:
+) -> ClientContext:
     """Presents `identity`'s chain; checks the server's chain and hostname."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
+    context = ClientContext()  # CERT_REQUIRED and check_hostname
     _configure(context, identity, trust, passphrase)
     return context
 
@@ -63,6 +74,103 @@ def _configure(
         raise CertFileError(identity.chain, "contains no certificate")
     check_key_matches(load_key(identity.key, passphrase), chain[0], identity.key)
     context.load_cert_chain(identity.chain, identity.key, password=passphrase)
+
+
+# --- session resumption ----------------------------------------------------------------------
+
+
+# The connections being opened to one server (`ClientContext.resuming`). asyncio's TLS
+# transports (and uvloop's) call SSLContext.wrap_bio() without a session and offer no way to pass
+# one; they call it in the task that opens the connection, so a context variable reaches it.
+@dataclass
+class _Opening:
+    origin: str
+    ssl_objects: list[ssl.SSLObject] = field(default_factory=list)
+
+
+_OPENING: ContextVar[_Opening | None] = ContextVar("flex4grid_tls_opening", default=None)
+
+
+class SessionCache:
+    """The last TLS session got from each server (by origin, "https://host:port"), least
+    recently used dropped beyond `capacity`; an expired one is never offered."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._sessions: OrderedDict[str, ssl.SSLSession] = OrderedDict()
+        self.offered = 0  # connections that offered a cached session (resumed or not)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, origin: str) -> ssl.SSLSession | None:
+        session = self._sessions.get(origin)
+        if session is None:
+            return None
+        if session.time + session.timeout <= time.time():
+            del self._sessions[origin]
+            return None
+        self._sessions.move_to_end(origin)
+        return session
+
+    def put(self, origin: str, session: ssl.SSLSession | None) -> None:
+        """Keep `session` (from a connection to `origin`) if the server made it resumable."""
+        if self.capacity <= 0 or session is None or not (session.has_ticket or session.id):
+            return
+        self._sessions[origin] = session
+        self._sessions.move_to_end(origin)
+        while len(self._sessions) > self.capacity:
+            self._sessions.popitem(last=False)
+
+
+class ClientContext(ssl.SSLContext):
+    """A client context (CERT_REQUIRED, hostname checked) that can resume sessions: a connection
+    opened inside `resuming(origin)` offers the server the session of the last connection to
+    that origin. A server that does not resume it answers with a full handshake, checked as
+    usual; a session is only ever offered to the origin whose full handshake (chain and
+    hostname checked) made it."""
+
+    sessions: SessionCache
+
+    def __new__(cls, sessions: int = 100_000) -> ClientContext:
+        context = super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
+        context.sessions = SessionCache(sessions)
+        return context
+
+    def __init__(self, sessions: int = 100_000) -> None:
+        super().__init__()
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        opening = _OPENING.get()
+        if opening is None or server_side:
+            return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+        if session is None:
+            session = self.sessions.get(opening.origin)
+            self.sessions.offered += session is not None
+        ssl_object = super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+        opening.ssl_objects.append(ssl_object)
+        return ssl_object
+
+    @contextlib.contextmanager
+    def resuming(self, origin: str) -> Iterator[None]:
+        """Connections this task opens inside the block are to `origin`: they offer its last
+        session, and the session they end up with is kept for the next. End the block once the
+        server's first reply was read (TLS 1.3 sends its session ticket after the handshake)."""
+        opening = _Opening(origin)
+        token = _OPENING.set(opening)
+        try:
+            yield
+        finally:
+            _OPENING.reset(token)
+            for ssl_object in opening.ssl_objects:
+                self.sessions.put(origin, ssl_object.session)
 
 
 def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bytes | None:

@@ -51,13 +51,16 @@ import random
 import ssl
 import uuid
 from collections.abc import Mapping, Set
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 
 from certs import fingerprint
+from certs.tls import ClientContext
 from certs.trust import TrustStore
 from oadr import codec, exchanges
 from oadr.errors import OadrError
@@ -123,6 +126,12 @@ def push_url(transport_address: str, service: exchanges.Service) -> str:
     if base.endswith(prefix):  # some VENs register the full service root
         base = base[: -len(prefix)]
     return base + service.path
+
+
+def _origin(url: str) -> str:
+    """Whose TLS session a connection to `url` may resume: scheme, host and port."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def still_due(due: Due, sent: Mapping[EventId, Sent], undelivered: Set[int]) -> bool:
@@ -437,15 +446,18 @@ class Pusher:
             payload, signing_key=key, now=now, nonce=uuid.uuid4().hex if key else None
         )
         url = push_url(ven.transport_address, exchanges.service_for(payload))
+        tls = self.config.tls
         try:
-            async with self._session.post(
-                url, data=body, headers={"Content-Type": "application/xml"}
-            ) as response:
-                if (response.content_length or 0) > settings.limits.max_bytes:
-                    raise PushFailed(f"{url} answered with {response.content_length} bytes")
-                content = await response.read()
-                if response.status != 200:
-                    raise PushFailed(f"{url} answered HTTP {response.status}")
+            # A new connection offers the TLS session of this VEN's last one (certs.tls).
+            with tls.resuming(_origin(url)) if isinstance(tls, ClientContext) else nullcontext():
+                async with self._session.post(
+                    url, data=body, headers={"Content-Type": "application/xml"}
+                ) as response:
+                    if (response.content_length or 0) > settings.limits.max_bytes:
+                        raise PushFailed(f"{url} answered with {response.content_length} bytes")
+                    content = await response.read()
+                    if response.status != 200:
+                        raise PushFailed(f"{url} answered HTTP {response.status}")
         except (TimeoutError, aiohttp.ClientError, OSError) as err:
             raise PushFailed(f"{url}: {type(err).__name__}: {err}") from err
         if not content.strip() and isinstance(payload, DistributeEvent):

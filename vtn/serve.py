@@ -35,7 +35,7 @@ from sqlalchemy import text
 from certs import roles
 from certs.files import CaFiles, CertFileError, check_key_matches, load_certificates, load_key
 from certs.roles import Role
-from certs.tls import TLS12_CIPHERS
+from certs.tls import TLS12_CIPHERS, ClientContext
 from certs.trust import TrustedCa, TrustStore
 from oadr.signing import SigningKey
 from vtn.app import Extension, VtnConfig, build_app
@@ -243,8 +243,8 @@ def _prepare(options: ServeOptions) -> _Prepared:
     return _Prepared(VtnConfig(settings, options.database_url, trust=trust, push=push), context)
 
 
-def client_ssl_context(cert: Path, key: Path, trust: TrustStore) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
+def client_ssl_context(cert: Path, key: Path, trust: TrustStore) -> ClientContext:
+    context = ClientContext()  # CERT_REQUIRED and check_hostname; resumes sessions (vtn.push)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(TLS12_CIPHERS)
     context.load_verify_locations(cadata=trust.pem_bundle())

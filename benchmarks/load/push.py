@@ -92,6 +92,7 @@ class Tally:
     pushes: Counter[str] = field(default_factory=Counter)  # POSTs received, by service
     acked: dict[int, float] = field(default_factory=dict)  # VEN index -> wall time answered
     connections: int = 0  # accepted TLS connections (one handshake each)
+    resumed: int = 0  # of which resumed a TLS session (no certificates, no signatures)
     errors: Counter[str] = field(default_factory=Counter)
 
 
@@ -172,6 +173,7 @@ class Endpoints:
             "ack_times": sorted(tally.acked.values()),
             "pushes": dict(tally.pushes),
             "connections": tally.connections,
+            "resumed": tally.resumed,
             "errors": dict(tally.errors),
         }
 
@@ -181,6 +183,8 @@ class Endpoints:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, offset: int | None
     ) -> None:
         self.tally.connections += 1
+        ssl_object = writer.get_extra_info("ssl_object")
+        self.tally.resumed += bool(ssl_object is not None and ssl_object.session_reused)
         self._open.add(writer)
         try:
             while True:

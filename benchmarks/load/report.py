@@ -65,6 +65,7 @@ class FanOutFigures:
     mode: str = "pull"  # "pull" | "push"
     pushes: int = 0  # push: POSTs the endpoints received (every service)
     handshakes: int = 0  # push: TLS connections the VTN opened to the endpoints
+    resumed: int = 0  # push: of which resumed a TLS session the VTN kept from an earlier push
     answered: int = 0  # push: VENs whose endpoint answered an oadrDistributeEvent
     all_answered_s: float | None = None  # push: event created -> the last endpoint's answer
     server_cpu_s: float = 0.0  # the server's CPU seconds from the API call to the end
@@ -226,6 +227,7 @@ def merge_push_fan_out(
         mode="push",
         pushes=sum(sum(r["pushes"].values()) for r in results),
         handshakes=sum(r["connections"] for r in results),
+        resumed=sum(r["resumed"] for r in results),
         answered=len(answered),
         all_answered_s=round(answered[-1], 2) if answered and len(answered) == vens else None,
         server_cpu_s=round(server_cpu_s, 2),
@@ -252,8 +254,8 @@ def fan_out_table(scenarios: Sequence[ScenarioFigures]) -> str:
             after = "-" if f.all_acked_s is None else f"{f.all_acked_s:.1f} s"
             median = "-" if f.median_ack_s is None else f"{f.median_ack_s:.1f} s"
             if f.mode == "push":
-                requests = (f"{f.pushes:,} pushes over {f.handshakes:,} new TLS connections; "
-                            f"{f.answered:,} VENs answered")  # fmt: skip
+                requests = (f"{f.pushes:,} pushes over {f.handshakes:,} new TLS connections "
+                            f"({f.resumed:,} resumed); {f.answered:,} VENs answered")  # fmt: skip
             else:
                 requests = f"{f.polls:,} polls"
             errors = sum(f.errors.values())

@@ -7,6 +7,7 @@ and never delivers the same thing twice."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -77,16 +78,23 @@ class PushVen:
     received: list[tuple[str, Payload]] = field(default_factory=list)
     client_fingerprints: set[str] = field(default_factory=set)
     ven_id: str = ""  # what the VTN assigned, once registered
+    close_each: bool = False  # close the connection after each answer (the VTN must reconnect)
+    resumed: list[bool] = field(default_factory=list)  # per request: its TLS session resumed
 
     async def handle(self, request: web.Request) -> web.Response:
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         der = tls.peer_certificate(ssl_object)
         assert der is not None  # the server context requires a client certificate
+        assert isinstance(ssl_object, ssl.SSLObject)
+        self.resumed.append(ssl_object.session_reused)
         self.client_fingerprints.add(fingerprint.of_der(der))
         payload = codec.decode(await request.read())
         self.received.append((request.match_info["service"], payload))
         reply = answer(payload, VenId(self.ven_id))
-        return web.Response(body=codec.encode(reply), content_type="application/xml")
+        response = web.Response(body=codec.encode(reply), content_type="application/xml")
+        if self.close_each:
+            response.force_close()
+        return response
 
     def of_type(self, kind: type[Payload]) -> list[Payload]:
         return [payload for _, payload in self.received if isinstance(payload, kind)]
@@ -126,12 +134,14 @@ def answer(payload: Payload, ven_id: VenId) -> Payload:
 
 
 @asynccontextmanager
-async def serving(ven: PushVen, pki: DevPki, port: int) -> AsyncIterator[None]:
+async def serving(
+    ven: PushVen, pki: DevPki, port: int, context: ssl.SSLContext | None = None
+) -> AsyncIterator[None]:
     app = web.Application()
     app.router.add_post("/OpenADR2/Simple/2.0b/{service}", ven.handle)
     runner = web.AppRunner(app)
     await runner.setup()
-    context = tls.server_context(ven.identity, pki.trust_store())  # requires a client cert
+    context = context or tls.server_context(ven.identity, pki.trust_store())  # needs a client cert
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
     try:
         yield
@@ -218,6 +228,37 @@ async def test_a_push_ven_gets_each_modification_once_and_its_opt_in_is_stored(
         }
         assert len(ven.of_type(RegisterReport)) == 1
         assert ven.client_fingerprints == {fingerprint.of_pem(pki.vtn.cert.read_bytes())}
+
+
+async def test_a_new_connection_to_a_push_ven_resumes_its_tls_session_and_no_other_vens(
+    pki: DevPki, database_url: str
+) -> None:
+    """Pushing event after event to a VEN, the VTN resumes the TLS session of its last
+    connection to that VEN (no certificate chains, no signatures: the handshake's cost), and
+    never offers it to another endpoint, even one that would take it."""
+    first, other = (PushVen(pki.vens[i], close_each=True) for i in (0, 1))
+    # One server context for both endpoints: the same ticket key, so the second endpoint would
+    # resume a session the first one issued, if the VTN offered it there.
+    shared = tls.server_context(first.identity, pki.trust_store())
+    first_port, other_port = free_port(), free_port()
+    async with (
+        serving(first, pki, first_port, shared),
+        serving(other, pki, other_port, shared),
+        push_vtn(pki, database_url) as vtn,
+    ):
+        first_id = await register_push(vtn, first, first_port)
+        await wait_for("the first VEN's RegisterReport", lambda: first.has(RegisterReport))
+        event = await create_event(vtn, first_id)
+        await wait_for("the first VEN's optIn", lambda: opted(vtn, event.event_id, 0))
+        await register_push(vtn, other, other_port)
+        await wait_for("the other VEN's RegisterReport", lambda: other.has(RegisterReport))
+
+    assert first.event_modifications() == [(event.event_id, 0)]
+    assert first.resumed[0] is False, "the very first connection is a full handshake"
+    assert len(first.resumed) >= 2 and all(first.resumed[1:]), first.resumed
+    assert other.resumed[0] is False, "a session is offered to its own endpoint only"
+    vtn_fingerprint = fingerprint.of_pem(pki.vtn.cert.read_bytes())
+    assert first.client_fingerprints == {vtn_fingerprint}  # resumed: still the VTN's cert
 
 
 async def test_a_push_to_a_ven_that_is_down_is_retried_until_it_is_up(
