@@ -105,12 +105,13 @@ FAN_OUT_2 = PhaseSpec("fan-out, pull every 2 s", signed=False, fan_out_interval_
 
 
 def push_phase(endpoints: str, signed: bool, timeout_s: float, again: bool = False) -> PhaseSpec:
-    """`again`: a second event to the same VENs once their endpoints closed the connections of
-    the first: each push a new connection, resuming the TLS session the VTN kept (certs.tls)."""
+    """`again`: then a modification of that event (the same size), once the endpoints closed
+    the connections of the first push: each push a new connection again, resuming the TLS
+    session the VTN kept from the first (certs.tls)."""
     where = "an endpoint per VEN" if endpoints == "per-ven" else "one shared endpoint"
     label = f"fan-out, push to {where}{', signed' if signed else ''}"
     if again:
-        label += ", again (TLS sessions resumed)"
+        label = f"modification, push to {where}{', signed' if signed else ''} (TLS resumed)"
     return PhaseSpec(label, signed, push_timeout_s=timeout_s)
 
 
@@ -340,15 +341,17 @@ def run_scenario(
         log(f"  setup: {setup}")
         rate_hint = 1000.0 / count
         reports_registered = False
+        pushed_event: str | None = None
         segment_max = OUR_SEGMENT_S if database is not None else OPENLEADR_SEGMENT_S
         for spec in scenario.phases:
             if spec.push_timeout_s is not None:
                 assert database is not None and addresses is not None, "push needs push VENs"
                 token = token or servers.admin_token_started(database)
-                after_push = any(f.mode == "push" for f in figures.fan_outs)
+                modify = pushed_event is not None  # a modification of the event pushed before
+                pushed_event = pushed_event or f"bench-push-{uuid.uuid4().hex[:12]}"
                 measured_fan_out = push_fan_out(
                     server, database, bench_pki, clients, spec, scenario.vens, setup, token,
-                    after_push,
+                    pushed_event, modify,
                 )  # fmt: skip
                 figures.fan_outs.append(measured_fan_out)
                 log(f"  {spec.label}: the VTN recorded {measured_fan_out.acked:,}/"
@@ -462,16 +465,18 @@ def push_fan_out(
     vens: int,
     setup: dict[str, Any],
     token_job: servers.TokenJob,
-    after_push: bool,
+    event_id: str,
+    modify: bool,
 ) -> report.FanOutFigures:
-    """One event for every (push) VEN, created through the admin API: time from the API call
+    """One event for every (push) VEN, created through the admin API (`modify`: a modification
+    of that event, patched through the admin API): time from the API call
     until the VTN had committed the last VEN's oadrCreatedEvent (which came back in the HTTP
     response to its push). The database is asked every WATCH_S how many it has; each count is
     timed when its answer arrived, so the figures are upper bounds by at most WATCH_S plus a
     query. Also what the VTN logged meanwhile: pushes it had to retry."""
     assert spec.push_timeout_s is not None
-    event_id = f"bench-push-{uuid.uuid4().hex[:12]}"
-    if after_push:  # the endpoints close idle connections: each push needs a new one again
+    modification = 1 if modify else 0
+    if modify:  # the endpoints close idle connections: each push needs a new one
         time.sleep(push.IDLE_CLOSE_S + 1.0)
     elif "registered" in setup:  # over the wire: the VTN pushed each VEN an oadrRegisterReport
         time.sleep(1.0)  # let those finish first
@@ -479,12 +484,16 @@ def push_fan_out(
     log_offset = server.log.stat().st_size
     clients.tell("push_fan_out", push.PushFanOut(timeout_s=spec.push_timeout_s))
     before = server.usage()
-    created = servers.create_event(server, bench_pki, token, event_id)
+    if modify:
+        created = servers.modify_event(server, bench_pki, token, event_id)
+    else:
+        created = servers.create_event(server, bench_pki, token, event_id)
     samples: list[tuple[float, int]] = []
     refused: dict[str, int] = {}
     while True:
         try:
-            samples.append((time.time() - created, servers.count_responses(database, event_id)))
+            count = servers.count_responses(database, event_id, modification)
+            samples.append((time.time() - created, count))
         except Exception as err:  # e.g. PostgreSQL's connection limit, shared with the VTN
             refused[type(err).__name__] = refused.get(type(err).__name__, 0) + 1
         last_s = time.time() - created

@@ -369,20 +369,41 @@ def create_event(server: Server, pki: BenchPki, token: str, event_id: str | None
     return sent
 
 
-def count_responses(database: Database, event_id: str) -> int:
-    """How many VENs' answers to `event_id` the VTN has committed (event_deliveries rows with
-    responded_at set)."""
+def modify_event(server: Server, pki: BenchPki, token: str, event_id: str) -> float:
+    """PATCH /admin/v1/events/{id}: raise its priority, a new modification of the event for every
+    VEN (the same size as the event was). Returns the wall-clock time just before the request."""
+    request = urllib.request.Request(
+        f"https://localhost:{server.port}/admin/v1/events/{event_id}",
+        data=json.dumps({"priority": 2, "modification_reason": "benchmark"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="PATCH",
+    )
+    context = ssl.create_default_context(cafile=str(pki.root_pem))
+    sent = time.time()
+    with urllib.request.urlopen(request, context=context, timeout=60) as reply:
+        if reply.status >= 300:
+            raise RuntimeError(f"admin API: {reply.status} {reply.read()[:500]!r}")
+    return sent
+
+
+def count_responses(database: Database, event_id: str, modification: int = 0) -> int:
+    """How many VENs' answers to `event_id`, modification `modification` or later, the VTN has
+    committed (event_deliveries rows with responded_at set)."""
     statement = (
         "SELECT count(*) FROM event_deliveries WHERE event_id = {} AND responded_at IS NOT NULL"
+        " AND opt_modification_number >= {}"
     )
     if database.kind == "sqlite":
         with contextlib.closing(sqlite3.connect(database.name, timeout=10)) as connection:
-            return int(connection.execute(statement.format("?"), (event_id,)).fetchone()[0])
+            cursor = connection.execute(statement.format("?", "?"), (event_id, modification))
+            return int(cursor.fetchone()[0])
 
     async def run() -> int:
         connection = await _pg_connect(database.name)
         try:
-            return int(await connection.fetchval(statement.format("$1"), event_id))  # type: ignore[attr-defined]
+            return int(
+                await connection.fetchval(statement.format("$1", "$2"), event_id, modification)
+            )  # type: ignore[attr-defined]
         finally:
             await connection.close()  # type: ignore[attr-defined]
 
