@@ -62,3 +62,20 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     # connection, and each resumed the TLS session the VTN kept from its earlier pushes
     assert again["handshakes"] == again["resumed"] == pushed["vens"]
     assert out_png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_tls_handshake_benchmark_runs_and_resumes_every_second_connection() -> None:
+    """benchmarks/tls_handshakes.py, small: plain TCP, full and resumed TLS (it fails itself if
+    a connection of the second round offered no session), and OpenSSL alone where it can."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.tls_handshakes", "--connections", "40",
+         "--seconds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = {
+        line.split("|")[1].strip(): line for line in completed.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| connection")
+    }  # fmt: skip
+    assert {"plain TCP", "TLS, full", "TLS, resumed"} <= set(rows), completed.stdout
+    assert "10,000 new connections take" in completed.stdout
