@@ -90,7 +90,7 @@ def build_app(config: VtnConfig, *, store: Store | None = None) -> web.Applicati
         trust=config.trust,
         replay_guard=ReplayGuard(window=config.settings.replay_window),
         metrics=VtnMetrics(),
-        nonces=NonceLog(context.store.transaction, keep_for=2 * config.settings.replay_window),
+        nonces=NonceLog(context.store, keep_for=2 * config.settings.replay_window),
     )
     http.add_routes(app)
     # /admin/v1: JSON, bearer tokens

@@ -4,9 +4,10 @@ Every signed message's nonce must be new to every worker (and stay known across 
 the replay window), so it goes to the database (`seen_nonces`, primary key on the nonce) before
 the message is answered. One transaction per message made that the largest share of a signed
 poll's database time. Here requests that arrive while a batch is being written wait for the next
-batch, and a batch is one INSERT ... ON CONFLICT DO NOTHING RETURNING in one transaction: each
-request learns whether its nonce was new, and is answered only after that transaction committed.
-At low load a batch is one nonce and costs what it did; under load the cost is shared.
+batch, and a batch is one INSERT ... ON CONFLICT DO NOTHING RETURNING (`Store.remember_nonces`;
+on PostgreSQL a statement of its own, no BEGIN and COMMIT): each request learns whether its nonce
+was new, and is answered only after that statement committed. At low load a batch is one nonce
+and costs what it did; under load the cost is shared.
 
 A nonce sent twice inside one batch is a replay as well (the first wins). Old nonces are purged
 every `purge_every` recorded nonces. If a batch fails (database away), every request in it gets
@@ -16,22 +17,21 @@ the error, and nothing is answered as accepted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from vtn.store.db import Tx
+
+class NonceStore(Protocol):
+    """What the log needs of the store (`vtn.store.db.Store`)."""
+
+    async def remember_nonces(self, signed: dict[str, datetime]) -> set[str]: ...
+
+    async def forget_nonces_before(self, cutoff: datetime) -> int: ...
 
 
 class NonceLog:
-    def __init__(
-        self,
-        transaction: Callable[[], AbstractAsyncContextManager[Tx]],
-        *,
-        keep_for: timedelta,
-        purge_every: int = 1000,
-    ) -> None:
-        self._transaction = transaction
+    def __init__(self, store: NonceStore, *, keep_for: timedelta, purge_every: int = 1000) -> None:
+        self._store = store
         self._keep_for = keep_for
         self._purge_every = purge_every
         self._pending: dict[str, tuple[datetime, asyncio.Future[bool]]] = {}
@@ -55,12 +55,11 @@ class NonceLog:
         while self._pending:
             batch, self._pending = self._pending, {}
             try:
-                async with self._transaction() as tx:
-                    new = await tx.nonces.remember_many({n: at for n, (at, _) in batch.items()})
-                    self._recorded += len(new)
-                    if self._recorded >= self._purge_every and self._now is not None:
-                        self._recorded = 0
-                        await tx.nonces.forget_before(self._now - self._keep_for)
+                new = await self._store.remember_nonces({n: at for n, (at, _) in batch.items()})
+                self._recorded += len(new)
+                if self._recorded >= self._purge_every and self._now is not None:
+                    self._recorded = 0
+                    await self._store.forget_nonces_before(self._now - self._keep_for)
             except Exception as err:  # every waiter gets it; none is answered as accepted
                 for _, future in batch.values():
                     if not future.done():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -34,10 +35,8 @@ async def transaction_works(store: Store) -> bool:
         return (await tx.connection.execute(text("SELECT 1"))).scalar() == 1
 
 
-async def test_after_the_server_drops_every_connection_the_store_reconnects(
-    store: Store,
-) -> None:
-    assert all(await asyncio.gather(*(transaction_works(store) for _ in range(5))))
+async def terminate_backends(store: Store) -> None:
+    """What a PostgreSQL restart does to the store's connections."""
     name = make_url(store.url).database
     admin = await _pg_admin_connection()
     try:
@@ -46,6 +45,13 @@ async def test_after_the_server_drops_every_connection_the_store_reconnects(
         )
     finally:
         await admin.close()  # type: ignore[attr-defined]
+
+
+async def test_after_the_server_drops_every_connection_the_store_reconnects(
+    store: Store,
+) -> None:
+    assert all(await asyncio.gather(*(transaction_works(store) for _ in range(5))))
+    await terminate_backends(store)
     outcomes = []
     for _ in range(4):
         try:
@@ -55,3 +61,23 @@ async def test_after_the_server_drops_every_connection_the_store_reconnects(
             outcomes.append(False)
     assert outcomes[-3:] == [True, True, True], outcomes
     assert outcomes.count(False) <= 1, "one failed transaction at most, then a fresh pool"
+
+
+async def test_nonces_are_recorded_again_after_the_server_drops_every_connection(
+    store: Store,
+) -> None:
+    """The nonce log's statement runs on the driver connection outside SQLAlchemy's
+    transaction (vtn/store/nonces.py): a lost connection must still be dropped from the pool."""
+    await store.create_all()
+    now = datetime.now(UTC)
+    assert await store.remember_nonces({f"before-{i}": now for i in range(3)})
+    await terminate_backends(store)
+    outcomes = []
+    for i in range(4):
+        try:
+            outcomes.append(await store.remember_nonces({f"after-{i}": now}) == {f"after-{i}"})
+        except Exception:  # the driver's own error: the statement met a dead connection
+            outcomes.append(False)
+    assert outcomes[-3:] == [True, True, True], outcomes
+    assert outcomes.count(False) <= 1, "one failed batch at most, then a fresh connection"
+    assert await store.remember_nonces({"before-0": now}) == set(), "still known: a replay"

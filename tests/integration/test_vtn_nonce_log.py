@@ -26,7 +26,7 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 
 
 def log_for(store: Store) -> NonceLog:
-    return NonceLog(store.transaction, keep_for=timedelta(minutes=1))
+    return NonceLog(store, keep_for=timedelta(minutes=1))
 
 
 async def test_concurrent_nonces_share_transactions_and_each_is_new_once(store: Store) -> None:
@@ -73,7 +73,7 @@ async def test_when_the_database_fails_no_request_is_accepted(store: Store) -> N
 
 
 async def test_old_nonces_are_purged(store: Store) -> None:
-    log = NonceLog(store.transaction, keep_for=timedelta(minutes=1), purge_every=3)
+    log = NonceLog(store, keep_for=timedelta(minutes=1), purge_every=3)
     for i in range(3):
         assert await log.remember(f"old{i}", NOW - timedelta(minutes=5), NOW)
     assert await log.remember("new", NOW, NOW)

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from vtn.store import changes
+from vtn.store import changes, nonces
 from vtn.store.audit import AuditLog, Tokens
 from vtn.store.events import Deliveries, Events
 from vtn.store.nonces import Nonces
@@ -120,6 +121,19 @@ class Store:
                 await changes.bump(connection)
         if marks.pollable:
             self.changes.committed_locally()
+
+    async def remember_nonces(self, signed: dict[str, datetime]) -> set[str]:
+        """Record ReplayProtect nonces, durably once this returns; the ones no worker had seen
+        before (vtn/replay.py). PostgreSQL: one statement outside any transaction."""
+        if self.is_sqlite:
+            async with self.transaction() as tx:
+                return await tx.nonces.remember_many(signed)
+        async with self.engine.connect() as connection:
+            return await nonces.remember_at_once(connection, signed)
+
+    async def forget_nonces_before(self, cutoff: datetime) -> int:
+        async with self.transaction() as tx:
+            return await tx.nonces.forget_before(cutoff)
 
     async def close(self) -> None:
         await self.engine.dispose()
