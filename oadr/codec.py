@@ -14,8 +14,10 @@ cannot smuggle in an unsigned payload.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,6 +144,23 @@ def encode(
     """The oadrPayload document for `payload`, signed when a key is given (then `now` and
     `nonce` are required: ReplayProtect carries them). Validated against the XSDs unless
     `validate=False` (for callers that validated the same shape already, e.g. benchmarks)."""
+    root = _tree(payload, validate=validate)
+    if signing_key is not None:
+        if now is None or nonce is None:
+            raise ValueError("signing needs `now` and a fresh `nonce` for ReplayProtect")
+        signing.sign(root, signing_key, now=now, nonce=nonce)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def signed_template(payload: Response, signing_key: signing.SigningKey) -> signing.SignedTemplate:
+    """An oadrResponse signed as a `signing.SignedTemplate`: the document `encode` signs, for any
+    venID, timestamp and nonce (`fill`), built and validated once. `payload.ven_id` is ignored."""
+    sentinel = VenId(f"ven{uuid.uuid4().hex}")
+    root = _tree(dataclasses.replace(payload, ven_id=sentinel), validate=True)
+    return signing.template(root, signing_key, sentinel)
+
+
+def _tree(payload: Payload, *, validate: bool) -> etree._Element:
     root = etree.Element(_PAYLOAD_TAG, nsmap=xv.NSMAP)
     signed_object = el.sub(root, OADR, "oadrSignedObject")
     signed_object.set(qname(OADR, "Id"), SIGNED_OBJECT_ID)
@@ -150,11 +169,7 @@ def encode(
     _ENCODERS[type(payload)](element, payload)
     if validate:
         schema.validate(root)
-    if signing_key is not None:
-        if now is None or nonce is None:
-            raise ValueError("signing needs `now` and a fresh `nonce` for ReplayProtect")
-        signing.sign(root, signing_key, now=now, nonce=nonce)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return root
 
 
 # --- the hardened parser --------------------------------------------------------------------------

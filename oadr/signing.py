@@ -23,6 +23,7 @@ import hashlib
 import heapq
 import hmac
 import re
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -230,6 +231,108 @@ def sign(payload: etree._Element, signing_key: SigningKey, *, now: datetime, non
     properties_digest.text = _digest_b64(_c14n(properties, exclusive=False))
     signed_bytes = _c14n(signed_info, exclusive=False)
     signature_value.text = base64.b64encode(_sign_bytes(signing_key.key, signed_bytes)).decode()
+
+
+# --- templates: the same signature, computed over byte pieces --------------------------------
+
+# What a slot may hold: text that every serializer writes as is (no escaping in C14N or in lxml's
+# output; base64 included), so the pieces around it stay what C14N and lxml made of the sentinel.
+_VERBATIM: Final = re.compile(r"[A-Za-z0-9._:+/=-]{1,1024}\Z")
+
+
+@dataclass(frozen=True)
+class SignedTemplate:
+    """A signed oadrPayload cut into byte pieces around what changes from message to message:
+    the ReplayProtect timestamp and nonce, the venID, and the two digests and the signature
+    value they lead to. `fill()` computes those exactly as `sign()` does (SHA-256 over the
+    canonical Object and oadrSignedObject, then the key's signature over the canonical
+    SignedInfo), with no tree, no C14N and no schema check per message: the pieces are what
+    `sign()`, C14N and lxml produced once, for sentinel values (`template()`). A fresh timestamp
+    and nonce go into every message, as the profile requires."""
+
+    signing_key: SigningKey
+    document: tuple[tuple[bytes, ...], tuple[str, ...]]  # pieces, and the slot between each two
+    signed_object: tuple[tuple[bytes, ...], tuple[str, ...]]  # canonical oadrSignedObject
+    properties: tuple[tuple[bytes, ...], tuple[str, ...]]  # canonical ds:Object (ReplayProtect)
+    signed_info: tuple[tuple[bytes, ...], tuple[str, ...]]  # canonical ds:SignedInfo
+
+    def fill(self, *, ven_id: str, now: datetime, nonce: str) -> bytes:
+        """The signed document for this venID, timestamp and nonce. ValueError for a venID or
+        nonce that is not plain text (`_VERBATIM`): use the tree path (`sign`) for those."""
+        _require_aware(now, "now")
+        if (
+            len(nonce) > MAX_NONCE_LENGTH
+            or not _VERBATIM.match(nonce)
+            or not _VERBATIM.match(ven_id)
+        ):
+            raise ValueError("a templated venID and nonce are plain text: letters, digits, ._:+/=-")
+        values = {"ven_id": ven_id.encode(), "timestamp": _format_datetime(now).encode()}
+        values["nonce"] = nonce.encode()
+        values["object_digest"] = _digest_b64(_join(self.signed_object, values)).encode()
+        values["properties_digest"] = _digest_b64(_join(self.properties, values)).encode()
+        signed = _sign_bytes(self.signing_key.key, _join(self.signed_info, values))
+        values["signature"] = base64.b64encode(signed)
+        return _join(self.document, values)
+
+
+def template(payload: etree._Element, signing_key: SigningKey, ven_id: str) -> SignedTemplate:
+    """Sign `payload` (the oadrPayload root, its venID text `ven_id` wherever a venID goes, a
+    value found nowhere else) with sentinel ReplayProtect values, and cut the result into a
+    `SignedTemplate`. ValueError if a sentinel does not appear exactly where expected (then
+    sign message by message)."""
+    salt = uuid.uuid4().hex
+    sentinel_time = datetime(2999, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(salt[:5], 16))
+    sentinel_nonce = f"nonce{salt}"
+    sign(payload, signing_key, now=sentinel_time, nonce=sentinel_nonce)
+    signature = payload[0]
+    signed_info, signature_value, _key_info, properties = signature
+    slots = {
+        "ven_id": ven_id,
+        "timestamp": _format_datetime(sentinel_time),
+        "nonce": sentinel_nonce,
+        "object_digest": signed_info[2][2].text or "",
+        "properties_digest": signed_info[3][2].text or "",
+        "signature": signature_value.text or "",
+    }
+    document = etree.tostring(payload, xml_declaration=True, encoding="UTF-8")
+    cut = functools.partial(_cut, slots=slots)
+    return SignedTemplate(
+        signing_key=signing_key,
+        document=cut(
+            document,
+            expect=("object_digest", "properties_digest", "signature", "timestamp", "nonce"),
+        ),
+        signed_object=cut(_c14n(payload[1], exclusive=False), expect=()),
+        properties=cut(_c14n(properties, exclusive=False), expect=("timestamp", "nonce")),
+        signed_info=cut(
+            _c14n(signed_info, exclusive=False), expect=("object_digest", "properties_digest")
+        ),
+    )
+
+
+def _cut(
+    data: bytes, *, slots: dict[str, str], expect: tuple[str, ...]
+) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
+    """`data` split around every slot value: pieces, and which slot sits between each two. The
+    slots in `expect` must each appear once and in that order (venIDs may come anywhere)."""
+    by_text = {text.encode(): name for name, text in slots.items()}
+    if not all(_VERBATIM.match(text) for text in slots.values()):
+        raise ValueError("a template slot's sentinel is not plain text")
+    pattern = re.compile(b"|".join(re.escape(text) for text in by_text))
+    pieces = pattern.split(data)
+    order = tuple(by_text[m.group(0)] for m in pattern.finditer(data))
+    if tuple(name for name in order if name != "ven_id") != expect:
+        raise ValueError(f"template slots {order} where {expect} (and venIDs) were expected")
+    return tuple(pieces), order
+
+
+def _join(cut: tuple[tuple[bytes, ...], tuple[str, ...]], values: dict[str, bytes]) -> bytes:
+    pieces, order = cut
+    out = [pieces[0]]
+    for name, piece in zip(order, pieces[1:], strict=True):
+        out.append(values[name])
+        out.append(piece)
+    return b"".join(out)
 
 
 @functools.lru_cache(maxsize=64)

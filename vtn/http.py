@@ -8,6 +8,7 @@ unknown service path (404). Anything unexpected is logged with a reference id an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email.utils
 import functools
@@ -32,7 +33,7 @@ from oadr.errors import (
     ReplayDetected,
 )
 from oadr.model import Payload, Response, VenId
-from oadr.signing import ReplayGuard, VerifiedSignature
+from oadr.signing import ReplayGuard, SignedTemplate, SigningKey, VerifiedSignature
 from vtn import services
 from vtn.metrics import VtnMetrics
 from vtn.replay import NonceLog
@@ -171,9 +172,22 @@ def _error_reply(edge: Edge, message: Payload | None, err: OadrError) -> Payload
 
 def _encode(edge: Edge, reply: Payload, *, sign: bool, now: datetime) -> bytes:
     key = edge.context.settings.signing_key if sign else None
-    if key is None and isinstance(reply, Response) and not reply.response.request_id:
-        return _unsigned_response(reply)
+    if isinstance(reply, Response) and not reply.response.request_id:
+        if key is None:
+            return _unsigned_response(reply)
+        if reply.ven_id is not None:
+            template = _signed_response(dataclasses.replace(reply, ven_id=None), key)
+            with contextlib.suppress(ValueError):  # a venID that would need escaping: below
+                return template.fill(ven_id=reply.ven_id, now=now, nonce=uuid.uuid4().hex)
     return codec.encode(reply, signing_key=key, now=now, nonce=uuid.uuid4().hex if key else None)
+
+
+@functools.lru_cache(maxsize=16)
+def _signed_response(reply: Response, key: SigningKey) -> SignedTemplate:
+    """A signed oadrResponse with no requestID, as a template for any venID (the answer to a
+    signed poll with nothing new): built, validated and canonicalised once; each reply still
+    gets its own timestamp, nonce and signature (`SignedTemplate.fill`)."""
+    return codec.signed_template(reply, key)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -26,8 +26,10 @@ from lxml import etree
 from openleadr import messaging, utils
 from signxml.exceptions import InvalidSignature
 
-from oadr import signing
+from oadr import codec, signing
 from oadr.errors import ReplayDetected, SignatureInvalid
+from oadr.exchanges import ok_response
+from oadr.model import RequestId, Response
 from oadr.signing import ReplayGuard, SigningKey
 
 PARSER = etree.XMLParser(
@@ -225,3 +227,20 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--regenerate"]:
         sys.exit(__doc__)
     regenerate()
+
+
+def test_openleadr_verifies_a_reply_filled_in_from_our_signed_template(pem_keys: PemKeys) -> None:
+    """The VTN answers signed polls from a template (oadr.signing.SignedTemplate): what it sends
+    must verify with OpenLEADR's signxml as the tree-signed replies do."""
+    empty = Response(response=ok_response(RequestId("")))
+    template = codec.signed_template(empty, pem_keys.signing_key)
+    data = template.fill(ven_id="ven-1", now=datetime.now(UTC), nonce=uuid.uuid4().hex)
+
+    tree = messaging.validate_xml_schema(data)
+    messaging.validate_xml_signature(tree)
+    message_type, payload = messaging.parse_message(data)
+    assert message_type == "oadrResponse" and payload["ven_id"] == "ven-1"
+    with pytest.raises(InvalidSignature):  # and the check is real
+        messaging.validate_xml_signature(
+            messaging.validate_xml_schema(data.replace(b">ven-1<", b">ven-2<"))
+        )
