@@ -663,23 +663,29 @@ def _check_public_key(key: object) -> None:
         raise ValueError("only RSA and ECDSA keys are accepted")
 
 
+# Algorithm objects, made once (each construction cost a few microseconds per message).
+_PKCS1V15: Final = padding.PKCS1v15()
+_SHA256_HASH: Final = hashes.SHA256()
+_ECDSA_SHA256: Final = ec.ECDSA(_SHA256_HASH)
+
+
 def _sign_bytes(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
     if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        return key.sign(data, _PKCS1V15, _SHA256_HASH)
     # XML-DSig wants ECDSA as raw r || s, each the curve size (RFC 4050), not DER
-    r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+    r, s = decode_dss_signature(key.sign(data, _ECDSA_SHA256))
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 def _verify_bytes(key: _PublicKey, algorithm: str, signature: bytes, data: bytes) -> None:
     try:
         if algorithm == RSA_SHA256 and isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+            key.verify(signature, data, _PKCS1V15, _SHA256_HASH)
         elif algorithm == ECDSA_SHA256 and isinstance(key, ec.EllipticCurvePublicKey):
             if len(signature) != 64:
                 raise SignatureInvalid("an ecdsa-sha256 P-256 SignatureValue has 64 bytes")
             r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-            key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+            key.verify(encode_dss_signature(r, s), data, _ECDSA_SHA256)
         else:
             raise SignatureInvalid("the SignatureMethod does not fit the certificate's key")
     except InvalidSignature:
