@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from lxml import etree
 
 from oadr import elements as el
-from oadr import schema, signing
+from oadr import schema, signing, templates
 from oadr import xmlvalues as xv
 from oadr.enums import SCHEMA_VERSION, OptReason, OptType
 from oadr.errors import HostileInput, InvalidData, MalformedMessage, OadrError, SignatureInvalid
@@ -158,6 +158,15 @@ def signed_template(payload: Response, signing_key: signing.SigningKey) -> signi
     sentinel = VenId(f"ven{uuid.uuid4().hex}")
     root = _tree(dataclasses.replace(payload, ven_id=sentinel), validate=True)
     return signing.template(root, signing_key, sentinel)
+
+
+def unsigned_template(payload: Response) -> templates.Cut:
+    """An unsigned oadrResponse cut around its venID (slot "ven_id", to fill with a
+    `templates.verbatim` venID): the document `encode` makes, built and validated once.
+    `payload.ven_id` is ignored."""
+    sentinel = VenId(f"ven{uuid.uuid4().hex}")
+    document = encode(dataclasses.replace(payload, ven_id=sentinel))
+    return templates.cut(document, {"ven_id": sentinel}, expect=(), free="ven_id")
 
 
 def _tree(payload: Payload, *, validate: bool) -> etree._Element:

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from lxml import etree
 
+from oadr import templates
 from oadr.errors import ReplayDetected, SignatureInvalid
 
 OADR_NS: Final = "http://openadr.org/oadr-2.0b/2012/07"
@@ -235,10 +236,6 @@ def sign(payload: etree._Element, signing_key: SigningKey, *, now: datetime, non
 
 # --- templates: the same signature, computed over byte pieces --------------------------------
 
-# What a slot may hold: text that every serializer writes as is (no escaping in C14N or in lxml's
-# output; base64 included), so the pieces around it stay what C14N and lxml made of the sentinel.
-_VERBATIM: Final = re.compile(r"[A-Za-z0-9._:+/=-]{1,1024}\Z")
-
 
 @dataclass(frozen=True)
 class SignedTemplate:
@@ -251,28 +248,26 @@ class SignedTemplate:
     and nonce go into every message, as the profile requires."""
 
     signing_key: SigningKey
-    document: tuple[tuple[bytes, ...], tuple[str, ...]]  # pieces, and the slot between each two
-    signed_object: tuple[tuple[bytes, ...], tuple[str, ...]]  # canonical oadrSignedObject
-    properties: tuple[tuple[bytes, ...], tuple[str, ...]]  # canonical ds:Object (ReplayProtect)
-    signed_info: tuple[tuple[bytes, ...], tuple[str, ...]]  # canonical ds:SignedInfo
+    document: templates.Cut  # the document as sent
+    signed_object: templates.Cut  # canonical oadrSignedObject
+    properties: templates.Cut  # canonical ds:Object (ReplayProtect)
+    signed_info: templates.Cut  # canonical ds:SignedInfo
 
     def fill(self, *, ven_id: str, now: datetime, nonce: str) -> bytes:
         """The signed document for this venID, timestamp and nonce. ValueError for a venID or
-        nonce that is not plain text (`_VERBATIM`): use the tree path (`sign`) for those."""
+        nonce that is not plain text (`templates.verbatim`): use `sign` for those."""
         _require_aware(now, "now")
-        if (
-            len(nonce) > MAX_NONCE_LENGTH
-            or not _VERBATIM.match(nonce)
-            or not _VERBATIM.match(ven_id)
+        if len(nonce) > MAX_NONCE_LENGTH or not (
+            templates.verbatim(nonce) and templates.verbatim(ven_id)
         ):
             raise ValueError("a templated venID and nonce are plain text: letters, digits, ._:+/=-")
         values = {"ven_id": ven_id.encode(), "timestamp": _format_datetime(now).encode()}
         values["nonce"] = nonce.encode()
-        values["object_digest"] = _digest_b64(_join(self.signed_object, values)).encode()
-        values["properties_digest"] = _digest_b64(_join(self.properties, values)).encode()
-        signed = _sign_bytes(self.signing_key.key, _join(self.signed_info, values))
+        values["object_digest"] = _digest_b64(self.signed_object.join(values)).encode()
+        values["properties_digest"] = _digest_b64(self.properties.join(values)).encode()
+        signed = _sign_bytes(self.signing_key.key, self.signed_info.join(values))
         values["signature"] = base64.b64encode(signed)
-        return _join(self.document, values)
+        return self.document.join(values)
 
 
 def template(payload: etree._Element, signing_key: SigningKey, ven_id: str) -> SignedTemplate:
@@ -295,7 +290,7 @@ def template(payload: etree._Element, signing_key: SigningKey, ven_id: str) -> S
         "signature": signature_value.text or "",
     }
     document = etree.tostring(payload, xml_declaration=True, encoding="UTF-8")
-    cut = functools.partial(_cut, slots=slots)
+    cut = functools.partial(templates.cut, sentinels=slots, free="ven_id")
     return SignedTemplate(
         signing_key=signing_key,
         document=cut(
@@ -308,31 +303,6 @@ def template(payload: etree._Element, signing_key: SigningKey, ven_id: str) -> S
             _c14n(signed_info, exclusive=False), expect=("object_digest", "properties_digest")
         ),
     )
-
-
-def _cut(
-    data: bytes, *, slots: dict[str, str], expect: tuple[str, ...]
-) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
-    """`data` split around every slot value: pieces, and which slot sits between each two. The
-    slots in `expect` must each appear once and in that order (venIDs may come anywhere)."""
-    by_text = {text.encode(): name for name, text in slots.items()}
-    if not all(_VERBATIM.match(text) for text in slots.values()):
-        raise ValueError("a template slot's sentinel is not plain text")
-    pattern = re.compile(b"|".join(re.escape(text) for text in by_text))
-    pieces = pattern.split(data)
-    order = tuple(by_text[m.group(0)] for m in pattern.finditer(data))
-    if tuple(name for name in order if name != "ven_id") != expect:
-        raise ValueError(f"template slots {order} where {expect} (and venIDs) were expected")
-    return tuple(pieces), order
-
-
-def _join(cut: tuple[tuple[bytes, ...], tuple[str, ...]], values: dict[str, bytes]) -> bytes:
-    pieces, order = cut
-    out = [pieces[0]]
-    for name, piece in zip(order, pieces[1:], strict=True):
-        out.append(values[name])
-        out.append(piece)
-    return b"".join(out)
 
 
 @functools.lru_cache(maxsize=64)

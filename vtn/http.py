@@ -8,7 +8,6 @@ unknown service path (404). Anything unexpected is logged with a reference id an
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import email.utils
 import functools
@@ -24,7 +23,7 @@ from certs import fingerprint
 from certs.files import CertsError
 from certs.roles import Role
 from certs.trust import TrustStore
-from oadr import codec, exchanges
+from oadr import codec, exchanges, templates
 from oadr.errors import (
     DeploymentError,
     NotRecognized,
@@ -172,14 +171,25 @@ def _error_reply(edge: Edge, message: Payload | None, err: OadrError) -> Payload
 
 def _encode(edge: Edge, reply: Payload, *, sign: bool, now: datetime) -> bytes:
     key = edge.context.settings.signing_key if sign else None
-    if isinstance(reply, Response) and not reply.response.request_id:
+    if _templated(reply):
+        # The answer to a poll with nothing new: the same for every VEN but the venID.
+        assert isinstance(reply, Response) and reply.ven_id is not None
+        shape = dataclasses.replace(reply, ven_id=None)
         if key is None:
-            return _unsigned_response(reply)
-        if reply.ven_id is not None:
-            template = _signed_response(dataclasses.replace(reply, ven_id=None), key)
-            with contextlib.suppress(ValueError):  # a venID that would need escaping: below
-                return template.fill(ven_id=reply.ven_id, now=now, nonce=uuid.uuid4().hex)
+            return _unsigned_response(shape).join({"ven_id": reply.ven_id.encode()})
+        template = _signed_response(shape, key)
+        return template.fill(ven_id=reply.ven_id, now=now, nonce=uuid.uuid4().hex)
     return codec.encode(reply, signing_key=key, now=now, nonce=uuid.uuid4().hex if key else None)
+
+
+def _templated(reply: Payload) -> bool:
+    """An oadrResponse without requestID to a VEN whose venID needs no escaping."""
+    return (
+        isinstance(reply, Response)
+        and not reply.response.request_id
+        and reply.ven_id is not None
+        and templates.verbatim(reply.ven_id)
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -190,12 +200,12 @@ def _signed_response(reply: Response, key: SigningKey) -> SignedTemplate:
     return codec.signed_template(reply, key)
 
 
-@functools.lru_cache(maxsize=8192)
-def _unsigned_response(reply: Response) -> bytes:
-    """An unsigned oadrResponse with no requestID, encoded once: the answer to a poll with
-    nothing new, the same bytes for a VEN poll after poll (a signed one is never cached: it
-    needs a fresh ReplayProtect)."""
-    return codec.encode(reply)
+@functools.lru_cache(maxsize=16)
+def _unsigned_response(reply: Response) -> templates.Cut:
+    """An unsigned oadrResponse with no requestID, encoded once and cut around its venID: the
+    answer to a poll with nothing new, for any VEN. (Was one encoded reply per VEN, an LRU of
+    8,192: past 8,192 VENs polling in turn, every poll missed it.)"""
+    return codec.unsigned_template(reply)
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,6 +1,7 @@
-"""oadr.signing.SignedTemplate: a signed oadrResponse filled in from byte pieces must be the very
-document the tree path (`codec.encode`, `signing.sign`) makes for the same venID, timestamp and
-nonce, with a signature that verifies; anything that cannot be filled in verbatim is refused."""
+"""Byte templates (oadr.templates, oadr.signing.SignedTemplate, codec.unsigned_template): an
+oadrResponse filled in from byte pieces must be the very document the tree path (`codec.encode`,
+`signing.sign`) makes for the same venID, timestamp and nonce, with a signature that verifies;
+anything that cannot be filled in verbatim is refused."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oadr import codec, signing
+from oadr import codec, signing, templates
 from oadr.exchanges import ok_response
 from oadr.model import RequestId, Response, VenId
 from oadr.signing import ReplayGuard, SigningKey
@@ -92,3 +93,24 @@ def test_a_naive_time_is_refused(key: SigningKey) -> None:
         codec.signed_template(reply(), key).fill(
             ven_id="v", now=NOW.replace(tzinfo=None), nonce=uuid.uuid4().hex
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(ven_id=ven_ids)
+def test_an_unsigned_template_joined_is_the_document_encode_makes(ven_id: str) -> None:
+    cut = codec.unsigned_template(reply(ven_id="ignored"))
+    assert cut.join({"ven_id": ven_id.encode()}) == codec.encode(reply(ven_id))
+
+
+def test_a_cut_needs_its_slots_once_each_in_order_and_verbatim_sentinels() -> None:
+    data = b"<a>T1</a><b>N1</b><v>V</v><v>V</v>"
+    sentinels = {"timestamp": "T1", "nonce": "N1", "ven_id": "V"}
+    cut = templates.cut(data, sentinels, expect=("timestamp", "nonce"), free="ven_id")
+    values = {"timestamp": b"t", "nonce": b"n", "ven_id": b"w"}
+    assert cut.join(values) == b"<a>t</a><b>n</b><v>w</v><v>w</v>"
+    with pytest.raises(ValueError, match="slots"):  # in another order
+        templates.cut(data, sentinels, expect=("nonce", "timestamp"), free="ven_id")
+    with pytest.raises(ValueError, match="slots"):  # twice
+        templates.cut(data + b"N1", sentinels, expect=("timestamp", "nonce"), free="ven_id")
+    with pytest.raises(ValueError, match="plain text"):
+        templates.cut(b"<a>x&y</a>", {"nonce": "x&y"}, expect=("nonce",))
