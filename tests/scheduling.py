@@ -45,6 +45,7 @@ SHARE_A_WORKER = (
     "tests/unit/oadr/test_codec.py::",  # signing_key
     "tests/unit/oadr/test_hostile.py::",  # keys
     "tests/unit/oadr/test_signing.py::",  # keys
+    "tests/unit/oadr/test_templates.py::",  # key
 )
 
 # The longest tests, longest first (alone on two cores: the demos ~100 s together, the chain
