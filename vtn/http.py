@@ -31,7 +31,7 @@ from oadr.errors import (
     OadrError,
     ReplayDetected,
 )
-from oadr.model import Payload, Response, VenId
+from oadr.model import EiResponse, Payload, RequestId, Response, VenId
 from oadr.signing import ReplayGuard, SignedTemplate, SigningKey, VerifiedSignature
 from vtn import services
 from vtn.metrics import VtnMetrics
@@ -174,10 +174,10 @@ def _encode(edge: Edge, reply: Payload, *, sign: bool, now: datetime) -> bytes:
     if _templated(reply):
         # The answer to a poll with nothing new: the same for every VEN but the venID.
         assert isinstance(reply, Response) and reply.ven_id is not None
-        shape = dataclasses.replace(reply, ven_id=None)
+        shape = reply.response.code, reply.response.description
         if key is None:
-            return _unsigned_response(shape).join({"ven_id": reply.ven_id.encode()})
-        template = _signed_response(shape, key)
+            return _unsigned_response(*shape).join({"ven_id": reply.ven_id.encode()})
+        template = _signed_response(*shape, key)
         return template.fill(ven_id=reply.ven_id, now=now, nonce=uuid.uuid4().hex)
     return codec.encode(reply, signing_key=key, now=now, nonce=uuid.uuid4().hex if key else None)
 
@@ -193,19 +193,25 @@ def _templated(reply: Payload) -> bool:
 
 
 @functools.lru_cache(maxsize=16)
-def _signed_response(reply: Response, key: SigningKey) -> SignedTemplate:
+def _signed_response(code: int, description: str | None, key: SigningKey) -> SignedTemplate:
     """A signed oadrResponse with no requestID, as a template for any venID (the answer to a
     signed poll with nothing new): built, validated and canonicalised once; each reply still
     gets its own timestamp, nonce and signature (`SignedTemplate.fill`)."""
-    return codec.signed_template(reply, key)
+    return codec.signed_template(_response(code, description), key)
 
 
 @functools.lru_cache(maxsize=16)
-def _unsigned_response(reply: Response) -> templates.Cut:
+def _unsigned_response(code: int, description: str | None) -> templates.Cut:
     """An unsigned oadrResponse with no requestID, encoded once and cut around its venID: the
     answer to a poll with nothing new, for any VEN. (Was one encoded reply per VEN, an LRU of
     8,192: past 8,192 VENs polling in turn, every poll missed it.)"""
-    return codec.unsigned_template(reply)
+    return codec.unsigned_template(_response(code, description))
+
+
+def _response(code: int, description: str | None) -> Response:
+    return Response(
+        response=EiResponse(code=code, request_id=RequestId(""), description=description)
+    )
 
 
 def add_routes(app: web.Application) -> None:
