@@ -355,28 +355,25 @@ def create_event(server: Server, pki: BenchPki, token: str, event_id: str | None
         "signals": [{"name": "SIMPLE", "intervals": [{"duration": "PT1H", "value": 1}]}],
         "response_required": "always",
     }
-    request = urllib.request.Request(
-        f"https://localhost:{server.port}/admin/v1/events",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    context = ssl.create_default_context(cafile=str(pki.root_pem))
-    sent = time.time()
-    with urllib.request.urlopen(request, context=context, timeout=60) as reply:
-        if reply.status >= 300:
-            raise RuntimeError(f"admin API: {reply.status} {reply.read()[:500]!r}")
-    return sent
+    return _admin(server, pki, token, "POST", "/admin/v1/events", body)
 
 
 def modify_event(server: Server, pki: BenchPki, token: str, event_id: str) -> float:
     """PATCH /admin/v1/events/{id}: raise its priority, a new modification of the event for every
     VEN (the same size as the event was). Returns the wall-clock time just before the request."""
+    body = {"priority": 2, "modification_reason": "benchmark"}
+    return _admin(server, pki, token, "PATCH", f"/admin/v1/events/{event_id}", body)
+
+
+def _admin(
+    server: Server, pki: BenchPki, token: str, method: str, path: str, body: dict[str, object]
+) -> float:
+    """One admin API call; the wall-clock time just before it was sent."""
     request = urllib.request.Request(
-        f"https://localhost:{server.port}/admin/v1/events/{event_id}",
-        data=json.dumps({"priority": 2, "modification_reason": "benchmark"}).encode(),
+        f"https://localhost:{server.port}{path}",
+        data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="PATCH",
+        method=method,
     )
     context = ssl.create_default_context(cafile=str(pki.root_pem))
     sent = time.time()
