@@ -12,8 +12,9 @@ a server calls it for every request (`certs.aiohttp_guard` does so for aiohttp).
 Client contexts can resume TLS sessions (`ClientContext.resuming`): a client that connects
 to the same server again and again (the VTN pushing event after event to a VEN's endpoint)
 offers it the session of its last connection, and a resumed handshake skips both certificate
-chains and both signatures. OpenSSL 3.0's full handshake costs ~0.8 ms of CPU at the client and
-~1.2 ms at a server checking a client certificate (`python -m benchmarks.tls_handshakes`).
+chains and both signatures. With OpenSSL 3.0 a full handshake costs ~1.3-1.7 ms of CPU at the
+client and ~1.5-2.0 ms at a server checking a client certificate, a resumed one about half
+(measured here: `python -m benchmarks.tls_handshakes`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import ssl
 import time
-from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -78,6 +78,8 @@ def _configure(
 
 # --- session resumption ----------------------------------------------------------------------
 
+DEFAULT_SESSIONS = 10_000  # ~120 MB at most
+
 
 # The connections being opened to one server (`ClientContext.resuming`). asyncio's TLS
 # transports (and uvloop's) call SSLContext.wrap_bio() without a session and offer no way to pass
@@ -92,12 +94,16 @@ _OPENING: ContextVar[_Opening | None] = ContextVar("flex4grid_tls_opening", defa
 
 
 class SessionCache:
-    """The last TLS session got from each server (by origin, "https://host:port"), least
-    recently used dropped beyond `capacity`; an expired one is never offered."""
+    """The last TLS session got from each server (by origin, "https://host:port"), at most
+    `capacity` of them; an expired one is never offered. Full, it keeps the sessions it has and
+    takes no new origin until one expires: a client going round more servers than it can keep
+    (a push to every VEN) then resumes with `capacity` of them, where evicting the oldest would
+    leave it none to resume with. A session costs ~12 KB (its peer's certificates, measured)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._sessions: OrderedDict[str, ssl.SSLSession] = OrderedDict()
+        self._sessions: dict[str, ssl.SSLSession] = {}
+        self._swept_at = 0.0
         self.offered = 0  # connections that offered a cached session (resumed or not)
 
     def __len__(self) -> int:
@@ -105,22 +111,34 @@ class SessionCache:
 
     def get(self, origin: str) -> ssl.SSLSession | None:
         session = self._sessions.get(origin)
-        if session is None:
-            return None
-        if session.time + session.timeout <= time.time():
+        if session is not None and _expired(session, time.time()):
             del self._sessions[origin]
             return None
-        self._sessions.move_to_end(origin)
         return session
 
     def put(self, origin: str, session: ssl.SSLSession | None) -> None:
-        """Keep `session` (from a connection to `origin`) if the server made it resumable."""
-        if self.capacity <= 0 or session is None or not (session.has_ticket or session.id):
+        """Keep `session` (from a connection to `origin`) if the server made it resumable and
+        there is room (or `origin` had one already)."""
+        if session is None or not (session.has_ticket or session.id):
             return
+        if origin not in self._sessions and len(self._sessions) >= self.capacity:
+            self._sweep()
+            if len(self._sessions) >= self.capacity:
+                return
         self._sessions[origin] = session
-        self._sessions.move_to_end(origin)
-        while len(self._sessions) > self.capacity:
-            self._sessions.popitem(last=False)
+
+    def _sweep(self) -> None:
+        """Drop expired sessions, at most once a minute (it reads them all)."""
+        now = time.time()
+        if now - self._swept_at < 60.0:
+            return
+        self._swept_at = now
+        for origin in [o for o, session in self._sessions.items() if _expired(session, now)]:
+            del self._sessions[origin]
+
+
+def _expired(session: ssl.SSLSession, now: float) -> bool:
+    return session.time + session.timeout <= now
 
 
 class ClientContext(ssl.SSLContext):
@@ -132,12 +150,12 @@ class ClientContext(ssl.SSLContext):
 
     sessions: SessionCache
 
-    def __new__(cls, sessions: int = 100_000) -> ClientContext:
+    def __new__(cls, sessions: int = DEFAULT_SESSIONS) -> ClientContext:
         context = super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
         context.sessions = SessionCache(sessions)
         return context
 
-    def __init__(self, sessions: int = 100_000) -> None:
+    def __init__(self, sessions: int = DEFAULT_SESSIONS) -> None:
         super().__init__()
 
     def wrap_bio(
@@ -175,8 +193,8 @@ class ClientContext(ssl.SSLContext):
                 # copies it through DER, certificates and all) costs ~165 us, about a quarter
                 # of what resuming saves. A server refusing reuse gets a full handshake, whose
                 # session is kept then.
-                if not ssl_object.session_reused:
-                    self.sessions.put(origin, ssl_object.session)
+                if ssl_object.version() is not None and not ssl_object.session_reused:
+                    self.sessions.put(origin, ssl_object.session)  # a completed full handshake
 
 
 def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bytes | None:

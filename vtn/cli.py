@@ -26,6 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from certs.files import CertsError
+from certs.tls import DEFAULT_SESSIONS
 from oadr.enums import SignalName, SignalType
 from oadr.model import VtnId
 from vtn import serve as server
@@ -129,6 +130,14 @@ def _serve_parser(commands: Subparsers) -> None:
         f"{POOL_CONNECTIONS}); max_connections must cover workers x (N + 1)",
     )
     p.add_argument(
+        "--push-tls-sessions",
+        type=int,
+        default=DEFAULT_SESSIONS,
+        metavar="N",
+        help=f"TLS sessions each worker keeps to resume pushes to VENs (default "
+        f"{DEFAULT_SESSIONS:,}, ~12 KB each; 0: every push a full handshake)",
+    )
+    p.add_argument(
         "--db-wait",
         type=float,
         default=POOL_WAIT_S,
@@ -176,6 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         db_connections=args.db_connections,
         db_wait_s=args.db_wait,
+        push_tls_sessions=args.push_tls_sessions,
         event_loop=args.loop,
         extensions=tuple(server.EXTENSIONS)
         if "all" in args.parts

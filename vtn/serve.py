@@ -35,7 +35,7 @@ from sqlalchemy import text
 from certs import roles
 from certs.files import CaFiles, CertFileError, check_key_matches, load_certificates, load_key
 from certs.roles import Role
-from certs.tls import TLS12_CIPHERS, ClientContext
+from certs.tls import DEFAULT_SESSIONS, TLS12_CIPHERS, ClientContext
 from certs.trust import TrustedCa, TrustStore
 from oadr.signing import SigningKey
 from vtn.app import Extension, VtnConfig, build_app
@@ -79,6 +79,7 @@ class ServeOptions:
     event_loop: str = "auto"  # one of EVENT_LOOPS
     db_connections: int = POOL_CONNECTIONS  # per worker, PostgreSQL
     db_wait_s: float = POOL_WAIT_S
+    push_tls_sessions: int = DEFAULT_SESSIONS  # per worker; certs.tls.SessionCache
 
     @property
     def scheme(self) -> str:
@@ -113,6 +114,8 @@ def check(options: ServeOptions) -> None:
         raise ServeError("--db-connections must be at least 2")
     if not options.db_wait_s > 0:
         raise ServeError("--db-wait must be more than 0 seconds")
+    if options.push_tls_sessions < 0:
+        raise ServeError("--push-tls-sessions must be 0 or more")
 
 
 def connections_needed(options: ServeOptions) -> int:
@@ -239,12 +242,16 @@ def _prepare(options: ServeOptions) -> _Prepared:
     )
     # Pushing to a VEN, the VTN is the TLS client: it presents the same identity and checks the
     # VEN's server certificate against the same CAs.
-    push = PushConfig(tls=client_ssl_context(options.tls_cert, options.tls_key, trust))
+    tls = client_ssl_context(options.tls_cert, options.tls_key, trust, options.push_tls_sessions)
+    push = PushConfig(tls=tls)
     return _Prepared(VtnConfig(settings, options.database_url, trust=trust, push=push), context)
 
 
-def client_ssl_context(cert: Path, key: Path, trust: TrustStore) -> ClientContext:
-    context = ClientContext()  # CERT_REQUIRED and check_hostname; resumes sessions (vtn.push)
+def client_ssl_context(
+    cert: Path, key: Path, trust: TrustStore, sessions: int = DEFAULT_SESSIONS
+) -> ClientContext:
+    # CERT_REQUIRED and check_hostname; resumes up to `sessions` TLS sessions (vtn.push)
+    context = ClientContext(sessions)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(TLS12_CIPHERS)
     context.load_verify_locations(cadata=trust.pem_bundle())

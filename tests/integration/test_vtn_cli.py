@@ -131,6 +131,8 @@ def test_serve_shuts_down_gracefully_on_sigterm(served: Served) -> None:
         pytest.param(["--tls-cert", "missing.pem", "--tls-key", "k.pem", "--ca-file", "c.pem"],
                      "c.pem", id="missing-file"),
         pytest.param(["--insecure-http", "--db-connections", "1"], "at least 2", id="one-conn"),
+        pytest.param(["--insecure-http", "--push-tls-sessions", "-1"], "0 or more",
+                     id="tls-sessions"),
         pytest.param(["--insecure-http", "--db-wait", "0"], "more than 0", id="no-wait"),
     ],
 )  # fmt: skip
