@@ -126,8 +126,8 @@ class Store:
         """Record ReplayProtect nonces, durably once this returns; the ones no worker had seen
         before (vtn/replay.py). PostgreSQL: one statement outside any transaction."""
         if self.is_sqlite:
-            async with self.transaction() as tx:
-                return await tx.nonces.remember_many(signed)
+            async with self.engine.begin() as connection:
+                return await Nonces(connection).remember_many(signed)
         async with self.engine.connect() as connection:
             return await nonces.remember_at_once(connection, signed)
 

@@ -3,10 +3,10 @@ restarts (the in-memory `oadr.signing.ReplayGuard` only knows its own process's)
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import delete, text
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vtn.store.tables import seen_nonces
@@ -19,6 +19,15 @@ _REMEMBER_PG = text(
     "ON CONFLICT DO NOTHING RETURNING nonce"
 )
 
+
+# SQLite: the same from a JSON array of [nonce, signed_at] pairs. (A multi-row VALUES insert
+# built and compiled per batch cost ~0.4-0.8 ms of CPU per batch more, measured.) "WHERE true"
+# keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
+_REMEMBER_SQLITE = text(
+    f"INSERT INTO {seen_nonces.name} (nonce, signed_at) "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:batch) "
+    "WHERE true ON CONFLICT DO NOTHING RETURNING nonce"
+)
 
 # The same, for the driver (asyncpg) itself: `remember_at_once`.
 _REMEMBER_PG_DRIVER = (
@@ -61,13 +70,13 @@ class Nonces:
                 _REMEMBER_PG, {"nonces": list(signed), "signed_at": list(signed.values())}
             )
             return set(rows.scalars())
-        statement = (
-            sqlite.insert(seen_nonces)
-            .values([{"nonce": nonce, "signed_at": at} for nonce, at in signed.items()])
-            .on_conflict_do_nothing()
-            .returning(seen_nonces.c.nonce)
-        )
-        return set((await self.connection.execute(statement)).scalars())
+        # SQLite: the batch as one JSON parameter, each time stored as SQLAlchemy stores it.
+        dialect = self.connection.dialect
+        store_time = seen_nonces.c.signed_at.type.dialect_impl(dialect).bind_processor(dialect)
+        assert store_time is not None
+        batch = json.dumps([[nonce, store_time(at)] for nonce, at in signed.items()])
+        rows = await self.connection.execute(_REMEMBER_SQLITE, {"batch": batch})
+        return set(rows.scalars())
 
     async def forget_before(self, cutoff: datetime) -> int:
         """Drop nonces whose timestamps are outside the replay window anyway."""
