@@ -124,10 +124,7 @@ class Store:
 
     async def remember_nonces(self, signed: dict[str, datetime]) -> set[str]:
         """Record ReplayProtect nonces, durably once this returns; the ones no worker had seen
-        before (vtn/replay.py). PostgreSQL: one statement outside any transaction."""
-        if self.is_sqlite:
-            async with self.engine.begin() as connection:
-                return await Nonces(connection).remember_many(signed)
+        before (vtn/replay.py): one statement outside any transaction."""
         async with self.engine.connect() as connection:
             return await nonces.remember_at_once(connection, signed)
 

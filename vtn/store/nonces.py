@@ -29,32 +29,46 @@ _REMEMBER_SQLITE = text(
     "WHERE true ON CONFLICT DO NOTHING RETURNING nonce"
 )
 
-# The same, for the driver (asyncpg) itself: `remember_at_once`.
+# The same, for the drivers themselves: `remember_at_once`.
 _REMEMBER_PG_DRIVER = (
     f"INSERT INTO {seen_nonces.name} (nonce, signed_at) "
     "SELECT * FROM unnest($1::text[], $2::timestamptz[]) "
     "ON CONFLICT DO NOTHING RETURNING nonce"
 )
+_REMEMBER_SQLITE_DRIVER = str(_REMEMBER_SQLITE).replace(":batch", "?")
 
 
 async def remember_at_once(connection: AsyncConnection, signed: dict[str, datetime]) -> set[str]:
-    """PostgreSQL: record nonces in one statement on its own, no BEGIN and COMMIT around it (a
-    single statement is its own transaction, committed before its reply), on the driver
-    connection under `connection`, which must not be in a transaction. Half the CPU of the same
+    """Record nonces in one statement on its own, no BEGIN and COMMIT around it (a single
+    statement is its own transaction, committed before its reply: PostgreSQL, and SQLite in
+    autocommit once its RETURNING rows are all read), on the driver connection under
+    `connection`, which must not be in a transaction. On PostgreSQL half the CPU of the same
     statement in a SQLAlchemy transaction (~600 -> ~270 us per batch, measured) and one round
     trip instead of three. A failed statement invalidates the connection, as SQLAlchemy does on
     a lost one: the pool opens a fresh one for the next batch."""
     if not signed:
         return set()
-    raw = await connection.get_raw_connection()
+    raw = (await connection.get_raw_connection()).driver_connection
     try:
-        rows = await raw.driver_connection.fetch(  # type: ignore[union-attr]
-            _REMEMBER_PG_DRIVER, list(signed), list(signed.values())
-        )
+        if connection.dialect.name == "postgresql":
+            rows = await raw.fetch(_REMEMBER_PG_DRIVER, list(signed), list(signed.values()))  # type: ignore[union-attr]
+        else:
+            cursor = await raw.execute(_REMEMBER_SQLITE_DRIVER, (_json_batch(connection, signed),))  # type: ignore[union-attr]
+            rows = await cursor.fetchall()  # the statement completes: committed
+            await cursor.close()
     except BaseException:
         await connection.invalidate()
         raise
     return {row[0] for row in rows}
+
+
+def _json_batch(connection: AsyncConnection, signed: dict[str, datetime]) -> str:
+    """SQLite: the batch as a JSON array of [nonce, signed_at], each time stored as SQLAlchemy
+    stores it."""
+    dialect = connection.dialect
+    store_time = seen_nonces.c.signed_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert store_time is not None
+    return json.dumps([[nonce, store_time(at)] for nonce, at in signed.items()])
 
 
 class Nonces:
@@ -70,11 +84,7 @@ class Nonces:
                 _REMEMBER_PG, {"nonces": list(signed), "signed_at": list(signed.values())}
             )
             return set(rows.scalars())
-        # SQLite: the batch as one JSON parameter, each time stored as SQLAlchemy stores it.
-        dialect = self.connection.dialect
-        store_time = seen_nonces.c.signed_at.type.dialect_impl(dialect).bind_processor(dialect)
-        assert store_time is not None
-        batch = json.dumps([[nonce, store_time(at)] for nonce, at in signed.items()])
+        batch = _json_batch(self.connection, signed)
         rows = await self.connection.execute(_REMEMBER_SQLITE, {"batch": batch})
         return set(rows.scalars())
 
