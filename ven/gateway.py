@@ -234,7 +234,8 @@ def _tls(context: ssl.SSLContext, config: GatewayConfig) -> ssl.SSLContext:
 def client_tls(config: GatewayConfig) -> ssl.SSLContext | None:
     if not config.vtn_url.startswith("https:"):
         return None
-    return _tls(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), config)
+    # One VTN: a handful of sessions is plenty (a reconnect resumes the last one, certs.tls).
+    return _tls(tls.ClientContext(sessions=4), config)
 
 
 def push_trust(ca_file: Path) -> TrustStore:

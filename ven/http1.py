@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import h11
 
+from certs.tls import ClientContext
+
 MAX_HEADER_BYTES = 64 * 1024  # h11's max_incomplete_event_size: a reply's status line + header
 _READ_BYTES = 64 * 1024
 _CLOSE_TIMEOUT_S = 5.0
@@ -192,10 +194,24 @@ class HttpClient:
         return connection
 
     async def _exchange(self, path: str, body: bytes, headers: dict[str, str]) -> HttpReply:
-        if self._connection is None or not self._connection.reusable:
-            await self._drop()
+        if self._connection is not None and self._connection.reusable:
+            return await self._round_trip(self._connection, path, body, headers)
+        await self._drop()
+        # A new connection offers the TLS session of the last one to this origin (a VTN that
+        # closed the idle connection then skips both certificate chains; `check_peer` still sees
+        # its certificate); its own session is kept once the first reply was read.
+        with self._resuming():
             self._connection = await self._connect()
-        connection = self._connection
+            return await self._round_trip(self._connection, path, body, headers)
+
+    def _resuming(self) -> contextlib.AbstractContextManager[None]:
+        if isinstance(self._ssl, ClientContext):
+            return self._ssl.resuming(f"https://{self.origin.host}:{self.origin.port}")
+        return contextlib.nullcontext()
+
+    async def _round_trip(
+        self, connection: Connection, path: str, body: bytes, headers: dict[str, str]
+    ) -> HttpReply:
         fields = [("Host", self.origin.host_header), *headers.items()]
         fields.append(("Content-Length", str(len(body))))
         await connection.send(h11.Request(method="POST", target=path, headers=fields))

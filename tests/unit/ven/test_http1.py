@@ -11,7 +11,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from certs import tls
+from certs.dev import DevPki
 from ven.http1 import HttpClient, HttpError, Origin
 
 Script = Callable[[asyncio.StreamWriter], Awaitable[None]]
@@ -224,3 +228,46 @@ def test_origins_keep_the_url_spelling_for_the_host_header() -> None:
     assert Origin.of("http://vtn.example") == Origin(False, "vtn.example", 80, "vtn.example")
     with pytest.raises(ValueError, match="not an http"):
         Origin.of("ftp://vtn.example")
+
+
+async def test_a_new_tls_connection_resumes_the_last_session_and_still_checks_the_peer(
+    pki: DevPki,
+) -> None:
+    """A VTN that closes connections (idle, or after each reply as here): each reconnect offers
+    the session of the last connection (certs.tls.ClientContext), and `check_peer` still gets
+    the VTN's certificate every time (a pin cannot be skipped by resuming)."""
+    resumed: list[bool] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"hello")
+            resumed.append(writer.get_extra_info("ssl_object").session_reused)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server_context = tls.server_context(pki.vtn, pki.trust_store())
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    seen: list[bytes | None] = []
+    http = HttpClient(
+        f"https://127.0.0.1:{port}",
+        tls.client_context(pki.vens[0], pki.trust_store()),
+        timeout_s=5.0,
+        max_body_bytes=1024,
+        check_peer=seen.append,
+    )
+    try:
+        for _ in range(3):
+            reply = await http.post("/x", b"hello", XML)
+            assert reply.status == 200 and reply.body == b"ok"
+    finally:
+        await http.close()
+        server.close()
+        await server.wait_closed()
+    assert resumed == [False, True, True]
+    vtn_der = x509.load_pem_x509_certificate(pki.vtn.cert.read_bytes()).public_bytes(
+        serialization.Encoding.DER
+    )
+    assert seen == [vtn_der] * 3
