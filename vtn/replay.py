@@ -4,9 +4,9 @@ Every signed message's nonce must be new to every worker (and stay known across 
 the replay window), so it goes to the database (`seen_nonces`, primary key on the nonce) before
 the message is answered. One transaction per message made that the largest share of a signed
 poll's database time. Here requests that arrive while a batch is being written wait for the next
-batch, and a batch is one INSERT ... ON CONFLICT DO NOTHING RETURNING (`Store.remember_nonces`;
-on PostgreSQL a statement of its own, no BEGIN and COMMIT): each request learns whether its nonce
-was new, and is answered only after that statement committed. At low load a batch is one nonce
+batch, and a batch is one INSERT ... ON CONFLICT DO NOTHING RETURNING (`Store.remember_nonces`:
+a statement of its own, no BEGIN and COMMIT): each request learns whether its nonce was new, and
+is answered only after that statement committed. At low load a batch is one nonce
 and costs what it did; under load the cost is shared.
 
 A nonce sent twice inside one batch is a replay as well (the first wins). Old nonces are purged
