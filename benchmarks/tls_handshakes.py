@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load import pki
+from benchmarks.load import pki, servers
 from benchmarks.load.push import server_context
 from certs.keys import KeyType
 from certs.tls import ClientContext
@@ -183,7 +183,7 @@ def _openssl_row(material: pki.BenchPki, seconds: float) -> list[Row]:
     with tempfile.TemporaryDirectory() as directory:
         ca_file = Path(directory) / "cas.pem"
         ca_file.write_bytes(b"".join(path.read_bytes() for path in material.ca_files))
-        port = _free_port()
+        port = servers.free_port()
         server = subprocess.Popen(
             [binary, "s_server", "-quiet", "-www", "-accept", f"127.0.0.1:{port}",
              "-cert", str(endpoint.chain), "-key", str(endpoint.key),
@@ -192,7 +192,7 @@ def _openssl_row(material: pki.BenchPki, seconds: float) -> list[Row]:
         )  # fmt: skip
         try:
             time.sleep(0.5)
-            server_before = _cpu_s(server.pid)
+            server_before = servers.cpu_s(server.pid)
             children_before = os.times()
             run = subprocess.run(
                 [binary, "s_time", "-connect", f"127.0.0.1:{port}", "-new",
@@ -201,7 +201,7 @@ def _openssl_row(material: pki.BenchPki, seconds: float) -> list[Row]:
                 capture_output=True, text=True, timeout=seconds + 60,
             )  # fmt: skip
             children = os.times()
-            server_s = _cpu_s(server.pid) - server_before
+            server_s = servers.cpu_s(server.pid) - server_before
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=10)
@@ -215,20 +215,6 @@ def _openssl_row(material: pki.BenchPki, seconds: float) -> list[Row]:
     count, wall = int(match.group(1)), max(1, int(match.group(2)))
     label = "openssl s_time, full"
     return [Row(label, count, 1000 * client_s / count, 1000 * server_s / count, count / wall)]
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # --- report --------------------------------------------------------------------------------------
